@@ -1,0 +1,1 @@
+"""HTTP endpoints owned by core: health, ping and the API root."""

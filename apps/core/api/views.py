@@ -1,0 +1,102 @@
+"""Health, ping and the API root, public as the published API has them."""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.errors import ENVELOPE_ATTRIBUTE, error_body
+from apps.core.health import run_health_checks
+from apps.core.renderers import PlainTextRenderer
+
+
+class HealthCheckResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["up", "down"])
+    latencyMs = serializers.FloatField(required=False)  # noqa: N815 - published camelCase
+    reason = serializers.CharField(required=False)
+
+
+_health_ok = inline_serializer(
+    "HealthStatus",
+    fields={
+        "status": serializers.ChoiceField(choices=["ok"]),
+        "mode": serializers.CharField(),
+        "checks": serializers.DictField(child=HealthCheckResultSerializer()),
+    },
+)
+_health_down = inline_serializer(
+    "HealthFailure",
+    fields={
+        "statusCode": serializers.IntegerField(),
+        "message": serializers.CharField(),
+        "error": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=["error"]),
+        "checks": serializers.DictField(child=HealthCheckResultSerializer()),
+    },
+)
+_HEALTH_RESPONSES = {
+    200: OpenApiResponse(_health_ok, "All critical systems are healthy"),
+    503: OpenApiResponse(_health_down, "One or more critical systems are unhealthy"),
+}
+
+
+class HealthView(APIView):
+    """Database, channel layer and task backend: 200 when all answer, else 503 naming the failed."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="AppController_getHealth",
+        summary="Get comprehensive health check status",
+        tags=["Health"],
+        auth=[],
+        responses=_HEALTH_RESPONSES,
+    )
+    def get(self, request: Request) -> Response:
+        report = run_health_checks()
+        if report.healthy:
+            return Response({"status": "ok", "mode": settings.SFP_MODE, "checks": report.checks})
+        body = error_body(
+            503, "Unhealthy: " + ", ".join(report.failed), status="error", checks=report.checks
+        )
+        response = Response(body, status=503)
+        setattr(response, ENVELOPE_ATTRIBUTE, True)
+        return response
+
+
+class DirectHealthView(HealthView):
+    """The same health report at `/health`, outside the API prefix."""
+
+    @extend_schema(
+        operation_id="AppController_getHealthDirect",
+        summary="Health check endpoint accessible at /health (bypasses global prefix)",
+        tags=["Health"],
+        auth=[],
+        responses=_HEALTH_RESPONSES,
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class PingView(APIView):
+    """An echo test: always `pong`."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    renderer_classes = [PlainTextRenderer]
+
+    @extend_schema(
+        operation_id="AppController_ping",
+        summary="Get an echo test",
+        tags=["Health"],
+        auth=[],
+        responses={(200, "text/plain"): OpenApiResponse(str, "pong")},
+    )
+    def get(self, request: Request) -> Response:
+        return Response("pong", content_type="text/plain")

@@ -1,0 +1,9 @@
+"""Django app configuration for `apps.core`."""
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "apps.core"
+    label = "core"
+    verbose_name = "Core"

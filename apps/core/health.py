@@ -1,0 +1,97 @@
+"""Health checks of what the server cannot work without: database, channel layer, task backend.
+
+Each check returns its latency or raises; `run_health_checks` runs them all and reports which
+failed, with a short reason that never contains connection strings or secrets. A task backend
+can provide its own `health_check()`; the database backend is checked by reading its table.
+"""
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connections
+from django.tasks import task_backends
+
+CHANNEL_LAYER_TIMEOUT_SECONDS = 2.0
+
+
+def check_database() -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def check_channel_layer() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+
+    async def round_trip() -> None:
+        import asyncio
+
+        channel = await layer.new_channel("health.")
+        marker = uuid.uuid4().hex
+        await layer.send(channel, {"type": "health.ping", "marker": marker})
+        message = await asyncio.wait_for(layer.receive(channel), CHANNEL_LAYER_TIMEOUT_SECONDS)
+        if message.get("marker") != marker:
+            raise RuntimeError("channel layer returned a different message")
+
+    async_to_sync(round_trip)()
+
+
+def check_task_backend() -> None:
+    backend = task_backends["default"]
+    own_check = getattr(backend, "health_check", None)
+    if callable(own_check):
+        own_check()
+        return
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    if isinstance(backend, DatabaseBackend):
+        DBTaskResult.objects.using("default").only("id").first()
+        return
+    raise RuntimeError(f"no health check for task backend {type(backend).__name__}")
+
+
+CHECKS: dict[str, Callable[[], None]] = {
+    "database": check_database,
+    "channelLayer": check_channel_layer,
+    "taskBackend": check_task_backend,
+}
+
+
+@dataclass
+class HealthReport:
+    checks: dict[str, dict]
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, result in self.checks.items() if result["status"] != "up"]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.failed
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of the error, cut short: enough to act on, too little to leak a DSN."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def run_health_checks() -> HealthReport:
+    results: dict[str, dict] = {}
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - every failure is a health result, not a crash
+            results[name] = {"status": "down", "reason": _reason(exc)}
+        else:
+            latency_ms = round((time.perf_counter() - started) * 1000, 2)
+            results[name] = {"status": "up", "latencyMs": latency_ms}
+    return HealthReport(checks=results)

@@ -1,0 +1,35 @@
+"""`manage.py serve`: migrate, ensure an administrator exists, then serve the ASGI app with daphne.
+
+This is what `make run` does after installing; it asks nothing, and running it again reuses the
+database and the data directory it finds.
+"""
+
+import os
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+
+class Command(BaseCommand):
+    help = "Migrate, create the first administrator if none exists, and serve with daphne."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--skip-bootstrap", action="store_true", help="Serve without migrating first."
+        )
+
+    def handle(self, *args, host: str, port: int, skip_bootstrap: bool, **options):
+        if not skip_bootstrap:
+            self.stdout.write("Applying database migrations…")
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("ensure_admin")
+        connections.close_all()
+
+        from daphne.cli import CommandLineInterface
+
+        self.stdout.write(self.style.SUCCESS(f"Serving on http://{host}:{port}/"))
+        self.stdout.flush()
+        CommandLineInterface().run(["-b", host, "-p", str(port), "sfpserver.asgi:application"])

@@ -1,0 +1,9 @@
+"""Django app configuration for `apps.integrations`."""
+
+from django.apps import AppConfig
+
+
+class IntegrationsConfig(AppConfig):
+    name = "apps.integrations"
+    label = "integrations"
+    verbose_name = "Integrations"

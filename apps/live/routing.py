@@ -1,0 +1,3 @@
+"""WebSocket routes served by daphne through Channels (`/sfp/ws` arrives with live progress)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""The sfp server Django project: settings, root URL map and the ASGI/WSGI entry points."""

@@ -1,0 +1,15 @@
+"""Test settings: the production shape (PostgreSQL) with test-only secrets and fast hashing.
+
+`make test` exports `DATABASE_URL` (and `REDIS_URL` when a Redis answers); this module only
+fills in what a test run may safely invent.
+"""
+
+import os
+
+os.environ.setdefault("SFP_MODE", "test")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use")
+
+from sfpserver.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SFP_EMBEDDED_WORKER = False

@@ -1,0 +1,30 @@
+"""Root URL map: the API under `/sfp/api`, its OpenAPI document, health, metrics and the admin.
+
+Routes have no trailing slash, as in the published API.
+"""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from apps.core.api.views import DirectHealthView, HealthView
+from apps.core.metrics import metrics_view
+
+admin.site.site_header = f"{settings.SFP_PRODUCT_NAME} console"
+admin.site.site_title = settings.SFP_PRODUCT_NAME
+admin.site.index_title = "Operations"
+
+api_patterns = [
+    path("", include("apps.core.api.urls")),
+]
+
+urlpatterns = [
+    path("sfp/api", HealthView.as_view(), name="api-root-health"),
+    path("sfp/api/", include(api_patterns)),
+    path("sfp/apidocs-json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
+    path("sfp/apidocs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="apidocs"),
+    path("health", DirectHealthView.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),
+    path("admin/", admin.site.urls),
+]

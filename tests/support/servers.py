@@ -1,0 +1,111 @@
+"""Start the real server (`manage.py …`) in a subprocess on a free port and wait until it answers.
+
+Used by tests that must see the process as an operator does: booting from an empty data
+directory, refusing to start without secrets, reporting an unreachable database.
+"""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Variables a test must not inherit from the suite's own environment.
+_INHERITED_CONFIG = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SFP_MODE",
+    "SFP_DATA_DIR",
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_SECRET_KEY",
+    "SFP_ADMIN_EMAIL",
+    "SFP_ADMIN_PASSWORD",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environment(**overrides: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if k not in _INHERITED_CONFIG}
+    environment.update(overrides)
+    return environment
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    process: subprocess.Popen
+    output: list[str] = field(default_factory=list)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+        request = urllib.request.Request(self.base_url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def read_output(self) -> str:
+        """Everything the server printed so far (stdout and stderr), after stopping it."""
+        return "".join(self.output)
+
+
+@contextlib.contextmanager
+def running_server(
+    *args: str, env: dict[str, str], ready_path: str = "/sfp/api/ping", startup_timeout: float = 60
+) -> Iterator[RunningServer]:
+    """Run `manage.py <args> --port <free port>` and yield once `ready_path` answers at all."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", *args, "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = RunningServer(base_url=f"http://127.0.0.1:{port}", process=process)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{process.stdout.read()}")
+            try:
+                server.get(ready_path)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not answer in time") from None
+                time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            remaining, _ = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            remaining, _ = process.communicate()
+        server.output.append(remaining or "")
