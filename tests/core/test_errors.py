@@ -71,3 +71,8 @@ def test_pages_outside_the_api_keep_html_errors(api_client):
     response = api_client.get("/no-such-page")
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+def test_error_bodies_keep_the_security_headers(api_client):
+    response = api_client.get("/sfp/api/nope")
+    assert response["X-Content-Type-Options"] == "nosniff"
