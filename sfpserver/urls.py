@@ -3,7 +3,6 @@
 Routes have no trailing slash, as in the published API.
 """
 
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
@@ -11,12 +10,9 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from apps.core.api.views import DirectHealthView, HealthView
 from apps.core.metrics import metrics_view
 
-admin.site.site_header = f"{settings.SFP_PRODUCT_NAME} console"
-admin.site.site_title = settings.SFP_PRODUCT_NAME
-admin.site.index_title = "Operations"
-
 api_patterns = [
     path("", include("apps.core.api.urls")),
+    path("", include("apps.accounts.api.urls")),
 ]
 
 urlpatterns = [

@@ -13,6 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 
+from apps.core.exceptions import ServiceError
+
 # Marks a response whose body already has the error shape, so the middleware leaves it alone.
 ENVELOPE_ATTRIBUTE = "sfp_error_envelope"
 
@@ -62,6 +64,9 @@ def api_exception_handler(exc: Exception, context: dict) -> JsonResponse | None:
     Returns None for exceptions DRF does not know, so they reach the middleware, which logs them
     and answers 500 without leaking anything.
     """
+    if isinstance(exc, ServiceError):
+        extra = {"details": exc.details} if exc.details else {}
+        return error_response(exc.status_code, exc.message, **extra)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

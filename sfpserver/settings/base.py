@@ -58,7 +58,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "apps.accounts.console.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.accounts.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.SyncPrometheusAfterMiddleware",
@@ -191,13 +192,15 @@ STORAGES = {
 # --- REST API ---------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.BearerAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.core.permissions.DeclaredRoles"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # `format` is an ordinary query parameter here (the audit export), not a renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -211,25 +214,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "access-token": {
-                "type": "http",
-                "scheme": "bearer",
-                "bearerFormat": "JWT or application token",
-            }
-        }
+    "ENUM_NAME_OVERRIDES": {
+        "TeamRoleEnum": "apps.accounts.models.TeamRole",
+        "UserRoleEnum": ["owner", "member", "application"],
+        "TokenStatusEnum": ["active", "expired", "revoked"],
+        "CheckStatusEnum": ["up", "down"],
     },
-    "SECURITY": [{"access-token": []}],
 }
 
-# --- Admin ------------------------------------------------------------------------------------
-
-SFP_PRODUCT_NAME = "sfp server"
 
 # --- Optional integrations, one module each ---------------------------------------------------
 
 from sfpserver.settings.channels import *  # noqa: E402,F403
+from sfpserver.settings.identity import *  # noqa: E402,F403
 from sfpserver.settings.logging import *  # noqa: E402,F403
 from sfpserver.settings.metrics import *  # noqa: E402,F403
 from sfpserver.settings.tasks import *  # noqa: E402,F403

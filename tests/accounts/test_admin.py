@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.accounts.factories import DEFAULT_PASSWORD, AdminFactory, UserFactory
+from apps.accounts.models import TeamRole
+from tests.accounts.factories import DEFAULT_PASSWORD, TeamFactory, UserFactory, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ def test_login_page_names_the_product(client):
 
 
 def test_admin_can_manage_users(client):
-    admin = AdminFactory()
+    admin = make_member(TeamFactory(), TeamRole.OWNER)
     UserFactory(email="dev@example.com")
     assert client.login(email=admin.email, password=DEFAULT_PASSWORD)
     listing = client.get("/admin/accounts/user/")
@@ -35,7 +36,7 @@ def test_admin_can_manage_users(client):
 
 
 def test_password_hashes_are_not_shown_in_the_admin(client):
-    admin = AdminFactory()
+    admin = make_member(TeamFactory(), TeamRole.OWNER)
     client.login(email=admin.email, password=DEFAULT_PASSWORD)
     page = client.get(f"/admin/accounts/user/{admin.pk}/change/")
     assert page.status_code == 200

@@ -1,10 +1,10 @@
-"""The custom user model: email is the identity, case-insensitively unique."""
+"""The custom user model: email is the identity, case-insensitively unique; owners run the console."""
 
 import pytest
 from django.db import IntegrityError
 
-from apps.accounts.models import User
-from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
+from apps.accounts.models import TeamRole, User
+from tests.accounts.factories import DEFAULT_PASSWORD, TeamFactory, UserFactory, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -28,11 +28,16 @@ def test_user_without_password_cannot_log_in():
     assert not user.has_usable_password()
 
 
-def test_superuser_is_staff():
-    admin = User.objects.create_superuser(email="root@example.com", password=DEFAULT_PASSWORD)
-    assert admin.is_staff and admin.is_superuser
-
-
 def test_user_requires_an_email():
     with pytest.raises(ValueError, match="email"):
         User.objects.create_user(email="")
+
+
+def test_console_access_follows_the_owner_role():
+    team = TeamFactory()
+    owner = make_member(team, TeamRole.OWNER)
+    member = make_member(team, TeamRole.MEMBER)
+    assert owner.is_staff and owner.has_perm("accounts.change_user")
+    assert not member.is_staff and not member.has_perm("accounts.change_user")
+    owner.is_active = False
+    assert not owner.is_staff

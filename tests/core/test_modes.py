@@ -34,7 +34,7 @@ def test_embedded_default_boots_from_an_empty_data_dir(tmp_path):
     assert (data_dir / "sfpserver.sqlite3").is_file()
     assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
     output = server.read_output()
-    assert "Created the first administrator: ops@example.com" in output
+    assert "Created owner ops@example.com of team default" in output
     assert "Generated password (shown only now): " in output
 
     # Structured access log: one JSON line per request with the documented fields.

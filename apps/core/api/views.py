@@ -3,7 +3,6 @@
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +10,7 @@ from rest_framework.views import APIView
 
 from apps.core.errors import ENVELOPE_ATTRIBUTE, error_body
 from apps.core.health import run_health_checks
+from apps.core.permissions import PUBLIC
 from apps.core.renderers import PlainTextRenderer
 
 
@@ -48,7 +48,7 @@ class HealthView(APIView):
     """Database, channel layer and task backend: 200 when all answer, else 503 naming the failed."""
 
     authentication_classes: list = []
-    permission_classes = [AllowAny]
+    allowed_roles = PUBLIC
     renderer_classes = [JSONRenderer]
 
     @extend_schema(
@@ -88,7 +88,7 @@ class PingView(APIView):
     """An echo test: always `pong`."""
 
     authentication_classes: list = []
-    permission_classes = [AllowAny]
+    allowed_roles = PUBLIC
     renderer_classes = [PlainTextRenderer]
 
     @extend_schema(

@@ -1,4 +1,4 @@
-"""`manage.py serve`: migrate, ensure an administrator exists, then serve the ASGI app with daphne.
+"""`manage.py serve`: migrate, ensure an owner exists, then serve the ASGI app with daphne.
 
 This is what `make run` does after installing; it asks nothing, and running it again reuses the
 database and the data directory it finds.
@@ -12,7 +12,7 @@ from django.db import connections
 
 
 class Command(BaseCommand):
-    help = "Migrate, create the first administrator if none exists, and serve with daphne."
+    help = "Migrate, create the first owner if none exists, and serve with daphne."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         if not skip_bootstrap:
             self.stdout.write("Applying database migrations…")
             call_command("migrate", interactive=False, verbosity=0)
-            call_command("ensure_admin")
+            call_command("createowner", if_none=True)
         connections.close_all()
 
         from daphne.cli import CommandLineInterface

@@ -1,0 +1,1 @@
+"""REST endpoints of the accounts app: auth, users, teams, application tokens, audit."""

@@ -1,0 +1,42 @@
+"""On PostgreSQL, a trigger refuses UPDATE and DELETE on the audit log, whoever asks."""
+
+from django.db import migrations
+
+CREATE = """
+CREATE OR REPLACE FUNCTION accounts_auditevent_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'accounts_auditevent is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER accounts_auditevent_append_only
+    BEFORE UPDATE OR DELETE ON accounts_auditevent
+    FOR EACH ROW EXECUTE FUNCTION accounts_auditevent_append_only();
+
+CREATE TRIGGER accounts_auditevent_no_truncate
+    BEFORE TRUNCATE ON accounts_auditevent
+    FOR EACH STATEMENT EXECUTE FUNCTION accounts_auditevent_append_only();
+"""
+
+DROP = """
+DROP TRIGGER IF EXISTS accounts_auditevent_no_truncate ON accounts_auditevent;
+DROP TRIGGER IF EXISTS accounts_auditevent_append_only ON accounts_auditevent;
+DROP FUNCTION IF EXISTS accounts_auditevent_append_only();
+"""
+
+
+def create_trigger(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CREATE, params=None)
+
+
+def drop_trigger(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("accounts", "0001_initial")]
+
+    operations = [migrations.RunPython(create_trigger, drop_trigger)]
