@@ -5,9 +5,8 @@ Routes have no trailing slash, as in the published API.
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from apps.core.api.views import DirectHealthView, HealthView
+from apps.core.api.views import ApiDocsView, DirectHealthView, HealthView, OpenApiDocumentView
 from apps.core.metrics import metrics_view
 
 api_patterns = [
@@ -18,8 +17,8 @@ api_patterns = [
 urlpatterns = [
     path("sfp/api", HealthView.as_view(), name="api-root-health"),
     path("sfp/api/", include(api_patterns)),
-    path("sfp/apidocs-json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
-    path("sfp/apidocs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="apidocs"),
+    path("sfp/apidocs-json", OpenApiDocumentView.as_view(), name="openapi-schema"),
+    path("sfp/apidocs", ApiDocsView.as_view(url_name="openapi-schema"), name="apidocs"),
     path("health", DirectHealthView.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),

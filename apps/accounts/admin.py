@@ -7,6 +7,7 @@ are never shown; the audit log is read-only.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.http import HttpResponseRedirect
@@ -71,8 +72,8 @@ class ServiceGuardMixin:
             self.message_user(request, refused.message, messages.ERROR)
             return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location)
         actions.pop("delete_selected", None)  # bulk deletes would skip the rules
         return actions
 
@@ -121,6 +122,9 @@ class TeamAdmin(ServiceGuardMixin, admin.ModelAdmin):
     @admin.display(description="members")
     def member_count(self, obj) -> int:
         return obj.memberships.count()
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "slug") if obj else self.readonly_fields
@@ -181,10 +185,28 @@ class MembershipAdmin(ServiceGuardMixin, admin.ModelAdmin):
 class ApplicationTokenAdmin(admin.ModelAdmin):
     """Tokens are created through the API (shown once there); here they are listed and revoked."""
 
-    list_display = ("name", "id", "masked", "created_by", "created_at", "expires_at", "last_used_at", "token_status")  # noqa: E501
+    list_display = (
+        "name",
+        "id",
+        "masked",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "token_status",
+    )
     list_filter = ("revoked_at", "expires_at")
     search_fields = ("name", "id", "created_by__email")
-    fields = ("id", "name", "masked", "created_by", "created_at", "expires_at", "last_used_at", "revoked_at")  # noqa: E501
+    fields = (
+        "id",
+        "name",
+        "masked",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     readonly_fields = fields
     actions = ["revoke_tokens"]
 
@@ -230,7 +252,17 @@ class SessionAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """The audit log, read-only, with the same filters as `GET /sfp/api/audit`."""
 
-    list_display = ("occurred_at", "action", "actor_email", "actor_token_id", "actor_role", "method", "path", "status_code", "client_ip")  # noqa: E501
+    list_display = (
+        "occurred_at",
+        "action",
+        "actor_email",
+        "actor_token_id",
+        "actor_role",
+        "method",
+        "path",
+        "status_code",
+        "client_ip",
+    )
     list_filter = ("action", "actor_role", "method", "status_code")
     search_fields = ("actor_email", "actor_token_id", "path", "request_id", "target_id")
     date_hierarchy = "occurred_at"

@@ -29,6 +29,6 @@ class AuditMiddleware:
                 audit_request(
                     request, principal, status_code=response.status_code, duration_ms=duration_ms
                 )
-            except Exception:  # noqa: BLE001 - a failed audit write must be loud, not a 500 after the fact
+            except Exception:
                 logger.exception("audit_write_failed", path=request.path)
         return response

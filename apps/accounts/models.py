@@ -189,6 +189,9 @@ class RefreshToken(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"session {self.family} of {self.user_id}"
+
 
 class AuditEventQuerySet(models.QuerySet):
     def update(self, **kwargs):

@@ -36,9 +36,7 @@ def users_filtered(*, team: Team | None = None, role: str | None = None) -> Quer
     elif role == TeamRole.OWNER:
         users = users.filter(memberships__role=TeamRole.OWNER)
     elif role == TeamRole.MEMBER:
-        users = users.filter(memberships__isnull=False).exclude(
-            memberships__role=TeamRole.OWNER
-        )
+        users = users.filter(memberships__isnull=False).exclude(memberships__role=TeamRole.OWNER)
     return users.distinct().order_by("email")
 
 

@@ -345,7 +345,8 @@ def user_update(
     team: Team | None = None,
     request=None,
 ) -> User:
-    is_self = not actor.is_token and actor.user.pk == user.pk
+    # A token acts for its creator (never beyond them), so the creator's own profile is "self".
+    is_self = actor.user.pk == user.pk
     if not is_self and Role.OWNER not in actor.roles:
         raise Forbidden(requires_role_message([Role.OWNER]))
     if role is not None:
@@ -489,7 +490,9 @@ def _check_login_throttle(email: str, ip: str | None) -> None:
         action="login.failed", target_id=email, occurred_at__gte=last_success or since
     ).count()
     ip_failures = (
-        AuditEvent.objects.filter(action="login.failed", client_ip=ip, occurred_at__gte=since).count()
+        AuditEvent.objects.filter(
+            action="login.failed", client_ip=ip, occurred_at__gte=since
+        ).count()
         if ip
         else 0
     )

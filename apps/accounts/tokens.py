@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 
-APP_TOKEN_PREFIX = "sfp_app_"
-REFRESH_TOKEN_PREFIX = "sfp_rt_"
+APP_TOKEN_PREFIX = "sfp_app_"  # noqa: S105 - a prefix, not a secret
+REFRESH_TOKEN_PREFIX = "sfp_rt_"  # noqa: S105
 
 
 class TokenError(Exception):

@@ -1,11 +1,33 @@
-"""The Django admin is the operators' console, branded with the product's name."""
+"""The console (Django admin): owners only, branded, and bound by the same team rules as the API."""
 
 import pytest
 
-from apps.accounts.models import TeamRole
-from tests.accounts.factories import DEFAULT_PASSWORD, TeamFactory, UserFactory, make_member
+from apps.accounts.models import ApplicationToken, Membership, Team, TeamRole, User
+from tests.accounts.factories import (
+    DEFAULT_PASSWORD,
+    TeamFactory,
+    UserFactory,
+    app_token_for,
+    make_member,
+)
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def team():
+    return TeamFactory(slug="core")
+
+
+@pytest.fixture
+def owner(team):
+    return make_member(team, TeamRole.OWNER, email="owner@example.com")
+
+
+@pytest.fixture
+def console(client, owner):
+    assert client.login(email=owner.email, password=DEFAULT_PASSWORD)
+    return client
 
 
 def test_login_page_names_the_product(client):
@@ -14,16 +36,14 @@ def test_login_page_names_the_product(client):
     assert b"sfp server console" in response.content
 
 
-def test_admin_can_manage_users(client):
-    admin = make_member(TeamFactory(), TeamRole.OWNER)
-    UserFactory(email="dev@example.com")
-    assert client.login(email=admin.email, password=DEFAULT_PASSWORD)
-    listing = client.get("/admin/accounts/user/")
-    assert listing.status_code == 200
-    assert b"dev@example.com" in listing.content
-    assert client.get("/admin/accounts/user/add/").status_code == 200
+def test_every_screen_opens(console, owner):
+    app_token_for(owner)
+    for model in ("user", "team", "membership", "applicationtoken", "refreshtoken", "auditevent"):
+        assert console.get(f"/admin/accounts/{model}/").status_code == 200, model
 
-    created = client.post(
+
+def test_owner_creates_a_user(console):
+    created = console.post(
         "/admin/accounts/user/add/",
         {
             "email": "new@example.com",
@@ -32,17 +52,68 @@ def test_admin_can_manage_users(client):
             "password2": "a-long-enough-password-1",
         },
     )
-    assert created.status_code == 302, created.content.decode()[:2000]
+    assert created.status_code == 302
+    assert User.objects.get(email="new@example.com").check_password("a-long-enough-password-1")
 
 
-def test_password_hashes_are_not_shown_in_the_admin(client):
-    admin = make_member(TeamFactory(), TeamRole.OWNER)
-    client.login(email=admin.email, password=DEFAULT_PASSWORD)
-    page = client.get(f"/admin/accounts/user/{admin.pk}/change/")
+def test_password_hashes_are_not_shown(console, owner):
+    page = console.get(f"/admin/accounts/user/{owner.pk}/change/")
     assert page.status_code == 200
-    assert admin.password.encode() not in page.content
+    assert owner.password.encode() not in page.content
+
+
+def test_token_screen_masks_tokens_and_revokes(console, owner):
+    token, raw = app_token_for(owner)
+    listing = console.get("/admin/accounts/applicationtoken/")
+    assert raw.encode() not in listing.content
+    assert token.token_hash.encode() not in listing.content
+    assert f"sfp_app_…{token.last4}".encode() in listing.content
+    detail = console.get(f"/admin/accounts/applicationtoken/{token.pk}/change/")
+    assert token.token_hash.encode() not in detail.content
+    console.post(
+        "/admin/accounts/applicationtoken/",
+        {"action": "revoke_tokens", "_selected_action": [token.pk]},
+    )
+    assert ApplicationToken.objects.get(pk=token.pk).status == "revoked"
+
+
+def test_team_created_in_the_console_is_owned_by_its_creator(console, owner):
+    response = console.post("/admin/accounts/team/add/", {"slug": "ops", "name": "Ops"})
+    assert response.status_code == 302
+    membership = Membership.objects.get(team__slug="ops")
+    assert (membership.user, membership.role) == (owner, TeamRole.OWNER)
+
+
+def test_console_refuses_to_demote_the_last_owner(console, owner, team):
+    membership = Membership.objects.get(user=owner)
+    response = console.post(
+        f"/admin/accounts/membership/{membership.pk}/change/", {"role": "member"}, follow=True
+    )
+    assert b"must keep at least one owner" in response.content
+    assert Membership.objects.get(pk=membership.pk).role == TeamRole.OWNER
+
+
+def test_console_refuses_to_delete_the_last_team(console, team):
+    response = console.post(f"/admin/accounts/team/{team.pk}/delete/", {"post": "yes"}, follow=True)
+    assert b"The last team cannot be deleted" in response.content
+    assert Team.objects.filter(pk=team.pk).exists()
+
+
+def test_console_adds_a_member_through_the_rules(console, team):
+    newcomer = UserFactory(email="n@example.com")
+    response = console.post(
+        "/admin/accounts/membership/add/",
+        {"team": team.pk, "user": newcomer.pk, "role": "member"},
+    )
+    assert response.status_code == 302
+    assert Membership.objects.filter(team=team, user=newcomer).exists()
+
+
+def test_members_are_kept_out_of_the_console(client, team):
+    member = make_member(team, TeamRole.MEMBER)
+    client.login(email=member.email, password=DEFAULT_PASSWORD)
+    assert client.get("/admin/accounts/user/").status_code == 302
 
 
 def test_admin_static_files_are_served(client):
-    response = client.get("/static/admin/css/base.css")
-    assert response.status_code == 200
+    assert client.get("/static/admin/css/base.css").status_code == 200

@@ -1,4 +1,4 @@
-"""The custom user model: email is the identity, case-insensitively unique; owners run the console."""
+"""The user model: email is the identity (case-insensitively unique); owners run the console."""
 
 import pytest
 from django.db import IntegrityError

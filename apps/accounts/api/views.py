@@ -5,7 +5,12 @@ import csv
 import io
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -76,10 +81,18 @@ def _token_dto(token: ApplicationToken) -> dict:
 # --- authentication -------------------------------------------------------------------------
 
 
-class AdminLoginView(APIView):
+class PublicAuthView(APIView):
+    """Public endpoints that check a credential in their body: no header authentication, and a
+    refused credential is a 401 with a Bearer challenge (DRF would otherwise answer 403)."""
+
     authentication_classes: list = []
     allowed_roles = PUBLIC
 
+    def get_authenticate_header(self, request) -> str:
+        return 'Bearer realm="sfp"'
+
+
+class AdminLoginView(PublicAuthView):
     @extend_schema(
         operation_id="AuthController_adminLogin",
         summary="Admin login with username and password",
@@ -105,10 +118,7 @@ class AdminLoginView(APIView):
         return Response(_session_body(tokens))
 
 
-class RefreshView(APIView):
-    authentication_classes: list = []
-    allowed_roles = PUBLIC
-
+class RefreshView(PublicAuthView):
     @extend_schema(
         operation_id="AuthController_refresh",
         summary="Exchange a refresh token for a new session (the refresh token rotates)",
@@ -128,10 +138,7 @@ class RefreshView(APIView):
         return Response(_session_body(tokens))
 
 
-class LogoutView(APIView):
-    authentication_classes: list = []
-    allowed_roles = PUBLIC
-
+class LogoutView(PublicAuthView):
     @extend_schema(
         operation_id="AuthController_logout",
         summary="End a session: its refresh tokens are revoked",
@@ -149,10 +156,7 @@ class LogoutView(APIView):
         return Response({"success": True})
 
 
-class CallbackView(APIView):
-    authentication_classes: list = []
-    allowed_roles = PUBLIC
-
+class CallbackView(PublicAuthView):
     @extend_schema(
         operation_id="AuthController_handleCallback",
         summary="Handle authentication callback (validate access token + optional refresh token)",
@@ -259,7 +263,12 @@ class UsersView(APIView):
         summary="Provision a user in a team",
         tags=["Users"],
         request=CreateUserSerializer,
-        responses={201: inline_serializer("CreateUserResponse", {"success": serializers.BooleanField(), "user": UserSerializer()})},  # noqa: E501
+        responses={
+            201: inline_serializer(
+                "CreateUserResponse",
+                {"success": serializers.BooleanField(), "user": UserSerializer()},
+            )
+        },
     )
     def post(self, request: Request) -> Response:
         data = _validated(CreateUserSerializer, request.data)
@@ -303,7 +312,11 @@ class UserDetailView(APIView):
         is_self = user.pk == request.auth.user.pk
         if not is_self and Role.OWNER not in request.auth.roles:
             raise Forbidden(requires_role_message(OWNER))
-        team = selectors.team_by_slug(request.query_params["team"]) if request.query_params.get("team") else None
+        team = (
+            selectors.team_by_slug(request.query_params["team"])
+            if request.query_params.get("team")
+            else None
+        )
         return user, is_self, team
 
     @extend_schema(
@@ -323,7 +336,12 @@ class UserDetailView(APIView):
         tags=["Users"],
         parameters=[OpenApiParameter("team", str)],
         request=UpdateUserSerializer,
-        responses={200: inline_serializer("UpdateUserResponse", {"success": serializers.BooleanField(), "user": UserSerializer()})},  # noqa: E501
+        responses={
+            200: inline_serializer(
+                "UpdateUserResponse",
+                {"success": serializers.BooleanField(), "user": UserSerializer()},
+            )
+        },
     )
     def put(self, request: Request, email: str) -> Response:
         user, is_self, team = self._target(request, email)
@@ -338,7 +356,9 @@ class UserDetailView(APIView):
             request=request._request,
         )
         user.refresh_from_db()
-        return Response({"success": True, "user": selectors.user_dto(user, team=team, full=is_self)})
+        return Response(
+            {"success": True, "user": selectors.user_dto(user, team=team, full=is_self)}
+        )
 
 
 # --- teams ----------------------------------------------------------------------------------
@@ -369,7 +389,9 @@ class TeamsView(APIView):
         operation_id="TeamsController_listTeams",
         summary="List teams (owners see all, members their own)",
         tags=["Teams"],
-        responses={200: inline_serializer("ListTeamsResponse", {"teams": TeamSerializer(many=True)})},
+        responses={
+            200: inline_serializer("ListTeamsResponse", {"teams": TeamSerializer(many=True)})
+        },
     )
     def get(self, request: Request) -> Response:
         teams = Team.objects.all()
@@ -382,7 +404,12 @@ class TeamsView(APIView):
         summary="Create a new team (creator becomes owner)",
         tags=["Teams"],
         request=CreateTeamSerializer,
-        responses={201: inline_serializer("CreateTeamResponse", {"success": serializers.BooleanField(), "team": TeamSerializer()})},  # noqa: E501
+        responses={
+            201: inline_serializer(
+                "CreateTeamResponse",
+                {"success": serializers.BooleanField(), "team": TeamSerializer()},
+            )
+        },
     )
     def post(self, request: Request) -> Response:
         data = _validated(CreateTeamSerializer, request.data)
@@ -455,7 +482,12 @@ class TeamMembersView(APIView):
         summary="Add a member to a team",
         tags=["Teams"],
         request=AddMemberSerializer,
-        responses={201: inline_serializer("AddTeamMemberResponse", {"success": serializers.BooleanField(), "membership": MembershipSerializer()})},  # noqa: E501
+        responses={
+            201: inline_serializer(
+                "AddTeamMemberResponse",
+                {"success": serializers.BooleanField(), "membership": MembershipSerializer()},
+            )
+        },
     )
     def post(self, request: Request, slug: str) -> Response:
         team = selectors.team_by_slug(slug)
@@ -497,7 +529,12 @@ class TeamMemberRoleView(APIView):
         summary="Update a team member's role",
         tags=["Teams"],
         request=MemberRoleSerializer,
-        responses={200: inline_serializer("UpdateMemberRoleResponse", {"success": serializers.BooleanField(), "membership": MembershipSerializer()})},  # noqa: E501
+        responses={
+            200: inline_serializer(
+                "UpdateMemberRoleResponse",
+                {"success": serializers.BooleanField(), "membership": MembershipSerializer()},
+            )
+        },
     )
     def put(self, request: Request, slug: str, email: str) -> Response:
         team = selectors.team_by_slug(slug)
@@ -549,7 +586,12 @@ class ApplicationTokenView(APIView):
         operation_id="ApplicationTokenController_revokeToken",
         summary="Revoke an application token",
         tags=["Application Tokens"],
-        responses={200: inline_serializer("RevokeTokenResponse", {"success": serializers.BooleanField(), "token": ApplicationTokenSerializer()})},  # noqa: E501
+        responses={
+            200: inline_serializer(
+                "RevokeTokenResponse",
+                {"success": serializers.BooleanField(), "token": ApplicationTokenSerializer()},
+            )
+        },
     )
     def delete(self, request: Request, token_id: str) -> Response:
         token = services.app_token_revoke(

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -100,3 +101,17 @@ class PingView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response("pong", content_type="text/plain")
+
+
+class OpenApiDocumentView(SpectacularJSONAPIView):
+    """The OpenAPI document, public as the published server serves it."""
+
+    authentication_classes: list = []
+    allowed_roles = PUBLIC
+
+
+class ApiDocsView(SpectacularSwaggerView):
+    """Browsable API documentation (Swagger UI served from this server, not a CDN)."""
+
+    authentication_classes: list = []
+    allowed_roles = PUBLIC

@@ -19,11 +19,21 @@ class Command(BaseCommand):
     help = "Make a user the owner of the first team (creating the user and the team if needed)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--email", help=f"Owner's email (default: $SFP_ADMIN_EMAIL or {DEFAULT_OWNER_EMAIL})")
-        parser.add_argument("--password-stdin", action="store_true", help="Read the password from standard input.")
-        parser.add_argument("--team-slug", default="default", help="Slug of the first team, if it must be created.")
-        parser.add_argument("--team-name", default="Default", help="Name of the first team, if it must be created.")
-        parser.add_argument("--if-none", action="store_true", help="Do nothing when an owner already exists.")
+        parser.add_argument(
+            "--email", help=f"Owner's email (default: $SFP_ADMIN_EMAIL or {DEFAULT_OWNER_EMAIL})"
+        )
+        parser.add_argument(
+            "--password-stdin", action="store_true", help="Read the password from standard input."
+        )
+        parser.add_argument(
+            "--team-slug", default="default", help="Slug of the first team, if it must be created."
+        )
+        parser.add_argument(
+            "--team-name", default="Default", help="Name of the first team, if it must be created."
+        )
+        parser.add_argument(
+            "--if-none", action="store_true", help="Do nothing when an owner already exists."
+        )
 
     def handle(self, *args, email, password_stdin, team_slug, team_name, if_none, **options):
         if if_none and services.owner_exists():
