@@ -12,6 +12,8 @@ from apps.core.metrics import metrics_view
 api_patterns = [
     path("", include("apps.core.api.urls")),
     path("", include("apps.accounts.api.urls")),
+    path("", include("apps.integrations.api.urls")),
+    path("", include("apps.environments.api.urls")),
 ]
 
 urlpatterns = [

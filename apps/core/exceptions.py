@@ -27,3 +27,7 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     status_code = 409
+
+
+class Gone(ServiceError):
+    status_code = 410

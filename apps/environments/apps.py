@@ -7,3 +7,9 @@ class EnvironmentsConfig(AppConfig):
     name = "apps.environments"
     label = "environments"
     verbose_name = "Environments"
+
+    def ready(self) -> None:
+        from apps.environments.services import resolve_org_credentials
+        from apps.integrations.grants import register_resolver
+
+        register_resolver("salesforce_org", resolve_org_credentials)

@@ -7,3 +7,6 @@ class IntegrationsConfig(AppConfig):
     name = "apps.integrations"
     label = "integrations"
     verbose_name = "Integrations"
+
+    def ready(self) -> None:
+        from apps.integrations import grants  # noqa: F401 - registers the integration resolver

@@ -24,7 +24,7 @@ if EMBEDDED:
 
 # Secrets production cannot run without. Later capabilities append to this list (encryption keys,
 # token signing keys) so one check names everything that is missing.
-REQUIRED_IN_PRODUCTION = ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"]
+REQUIRED_IN_PRODUCTION = ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SFP_ENCRYPTION_KEYS"]
 
 
 def _embedded_secret(name: str) -> str:
@@ -49,6 +49,23 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or (
 )
 if not SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set")
+
+# Vault keys (apps.integrations.vault): the first encrypts, all decrypt. The embedded default
+# generates one on first run, and says so, because losing it loses every stored credential.
+SFP_ENCRYPTION_KEYS = env.list("SFP_ENCRYPTION_KEYS", default=[])
+if not SFP_ENCRYPTION_KEYS and EMBEDDED:
+    _key_file = SFP_DATA_DIR / "encryption_key"
+    if not _key_file.exists():
+        import base64
+        import sys
+
+        _key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+        _key_file.chmod(0o600)
+        print(
+            f"Generated an encryption key in {_key_file}: back it up with the database.",
+            file=sys.stderr,
+        )
+    SFP_ENCRYPTION_KEYS = [_key_file.read_text().strip()]
 
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
@@ -229,4 +246,5 @@ from sfpserver.settings.channels import *  # noqa: E402,F403
 from sfpserver.settings.identity import *  # noqa: E402,F403
 from sfpserver.settings.logging import *  # noqa: E402,F403
 from sfpserver.settings.metrics import *  # noqa: E402,F403
+from sfpserver.settings.providers import *  # noqa: E402,F403
 from sfpserver.settings.tasks import *  # noqa: E402,F403

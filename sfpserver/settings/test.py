@@ -8,6 +8,8 @@ import os
 
 os.environ.setdefault("SFP_MODE", "test")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use")
+# 32 bytes, base64: a fixed test-only vault key.
+os.environ.setdefault("SFP_ENCRYPTION_KEYS", "dGVzdC1vbmx5LXZhdWx0LWtleS0zMi1ieXRlcy0hISE=")
 
 from sfpserver.settings.base import *  # noqa: F403
 

@@ -26,6 +26,8 @@ from tests.accounts.factories import (
 OWNER = ("owner",)
 OWNER_MEMBER = ("owner", "member")
 ANY = ("owner", "member", "application")
+OWNER_APPLICATION = ("owner", "application")
+APPLICATION = ("application",)
 
 # (method, route) -> (published roles, status when allowed with the probe request below)
 EXPECTED = {
@@ -55,6 +57,20 @@ EXPECTED = {
     ("POST", "sfp/api/application-tokens"): (OWNER, 400),
     ("DELETE", "sfp/api/application-tokens/<str:token_id>"): (OWNER, 404),
     ("GET", "sfp/api/audit"): (OWNER, 200),
+    ("GET", "sfp/api/integrations"): (OWNER, 200),
+    ("POST", "sfp/api/integrations"): (OWNER, 400),
+    ("GET", "sfp/api/integrations/credentials"): (OWNER_APPLICATION, 400),
+    ("POST", "sfp/api/integrations/credentials"): (OWNER_APPLICATION, 400),
+    ("GET", "sfp/api/integrations/<uuid:integration_id>"): (OWNER, 404),
+    ("PUT", "sfp/api/integrations/<uuid:integration_id>"): (OWNER, 404),
+    ("DELETE", "sfp/api/integrations/<uuid:integration_id>"): (OWNER, 404),
+    ("POST", "sfp/api/integrations/<uuid:integration_id>/test-connection"): (OWNER, 404),
+    ("POST", "sfp/api/flows/internal/credential-grants/<uuid:grant_id>/redeem"): (APPLICATION, 404),
+    ("POST", "sfp/api/auth/salesforce/register"): (OWNER_APPLICATION, 400),
+    ("GET", "sfp/api/auth/salesforce/orgs"): (ANY, 200),
+    ("GET", "sfp/api/auth/salesforce/org"): (ANY, 400),
+    ("DELETE", "sfp/api/auth/salesforce/org"): (OWNER, 400),
+    ("POST", "sfp/api/auth/salesforce/test-connection"): (ANY, 400),
 }
 
 
@@ -146,6 +162,8 @@ def _probe_path(route: str, caller) -> str:
         route.replace("<slug:slug>", "no-such-team")
         .replace("<str:email>", email)
         .replace("<str:token_id>", "tok_missing")
+        .replace("<uuid:integration_id>", "00000000-0000-0000-0000-000000000001")
+        .replace("<uuid:grant_id>", "00000000-0000-0000-0000-000000000002")
     )
 
 

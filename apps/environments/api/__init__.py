@@ -1,0 +1,1 @@
+"""REST endpoints of the environments app: the Salesforce org registry."""

@@ -1,0 +1,1 @@
+"""REST endpoints of the integrations app: integrations, their credentials, grant redemption."""

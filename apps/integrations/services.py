@@ -1,0 +1,189 @@
+"""Writes of integrations and every read of their credentials (each one audited).
+
+Credentials are validated, then sealed before the row is written; a rejected request writes
+nothing. Creating, changing and deleting integrations needs a person (owner); application
+tokens are refused here as well as by the endpoints' declared roles.
+"""
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from apps.accounts.audit import audit_event
+from apps.accounts.models import Role
+from apps.accounts.principal import Principal
+from apps.core.exceptions import Forbidden, InvalidRequest, NotFound
+from apps.core.permissions import requires_role_message
+from apps.integrations.credential_schemas import validate_credentials
+from apps.integrations.models import Integration
+from apps.integrations.selectors import integrations_in_scope
+from apps.integrations.vault import seal_for, unseal_from
+
+
+def _require_person_owner(actor: Principal) -> None:
+    if actor.is_token or Role.OWNER not in actor.roles:
+        raise Forbidden(requires_role_message([Role.OWNER]))
+
+
+def _validate_scope(is_global: bool | None, projects: list[str] | None) -> None:
+    if bool(is_global) == bool(projects):
+        raise InvalidRequest(
+            "Either isGlobal or projects must be specified (exactly one)",
+            details={"isGlobal": ["Either isGlobal or projects."]},
+        )
+    if projects:
+        # No project can be onboarded before the projects capability lands, so none exists.
+        raise InvalidRequest(
+            "Project not found: " + ", ".join(projects),
+            details={"projects": [f"Unknown project {p}." for p in projects]},
+        )
+
+
+def _snapshot(integration: Integration) -> dict:
+    return {
+        "provider": integration.provider,
+        "authType": integration.auth_type,
+        "isGlobal": integration.is_global,
+        "config": integration.config,
+        "credentialFields": integration.credential_fields,
+    }
+
+
+@transaction.atomic
+def integration_create(
+    *,
+    actor: Principal,
+    provider: str,
+    auth_type: str,
+    credentials: dict,
+    is_global: bool | None = None,
+    projects: list[str] | None = None,
+    config: dict | None = None,
+    request: HttpRequest | None = None,
+) -> Integration:
+    _require_person_owner(actor)
+    _validate_scope(is_global, projects)
+    config = config or {}
+    validate_credentials(provider, auth_type, credentials, config)
+    integration = Integration(
+        provider=provider,
+        auth_type=auth_type,
+        credential_fields=sorted(credentials),
+        is_global=True,
+        config=config,
+        created_by=actor.user.email,
+    )
+    integration.credentials = seal_for(Integration, "credentials", credentials)
+    integration.save()
+    audit_event(
+        "integration.created",
+        principal=actor,
+        request=request,
+        target_type="integration",
+        target_id=integration.pk,
+        after=_snapshot(integration),
+    )
+    return integration
+
+
+@transaction.atomic
+def integration_update(
+    *,
+    actor: Principal,
+    integration: Integration,
+    credentials: dict | None = None,
+    config: dict | None = None,
+    request: HttpRequest | None = None,
+) -> Integration:
+    """Replace the credentials and/or config; new credentials apply to the next task."""
+    _require_person_owner(actor)
+    before = _snapshot(integration)
+    new_config = integration.config if config is None else config
+    if credentials is not None:
+        validate_credentials(integration.provider, integration.auth_type, credentials, new_config)
+        integration.credentials = seal_for(Integration, "credentials", credentials)
+        integration.credential_fields = sorted(credentials)
+    elif config is not None:
+        current = unseal_from(integration, "credentials").value
+        validate_credentials(integration.provider, integration.auth_type, current, new_config)
+    integration.config = new_config
+    integration.save()
+    after = _snapshot(integration) | {"credentialsReplaced": credentials is not None}
+    audit_event(
+        "integration.updated",
+        principal=actor,
+        request=request,
+        target_type="integration",
+        target_id=integration.pk,
+        before=before,
+        after=after,
+    )
+    return integration
+
+
+@transaction.atomic
+def integration_delete(
+    *, actor: Principal, integration: Integration, request: HttpRequest | None = None
+) -> None:
+    _require_person_owner(actor)
+    before = _snapshot(integration)
+    integration_id = integration.pk
+    integration.delete()
+    audit_event(
+        "integration.deleted",
+        principal=actor,
+        request=request,
+        target_type="integration",
+        target_id=integration_id,
+        before=before,
+    )
+
+
+def reveal_integration(integration: Integration) -> dict:
+    """The published credentials shape, decrypted. Callers audit who received it."""
+    return {
+        "integration_id": str(integration.pk),
+        "provider": integration.provider,
+        "auth_type": integration.auth_type,
+        "credentials": unseal_from(integration, "credentials").value,
+        "config": integration.config,
+    }
+
+
+@transaction.atomic
+def integration_credentials_read(
+    *,
+    actor: Principal,
+    provider: str,
+    project: str | None = None,
+    request: HttpRequest | None = None,
+) -> list[dict]:
+    """Decrypted credentials for owners and application tokens: project scope, then global."""
+    if not actor.roles & {Role.OWNER.value, Role.APPLICATION.value}:
+        raise Forbidden(requires_role_message([Role.OWNER, Role.APPLICATION]))
+    found = integrations_in_scope(provider=provider, project=project)
+    if not found:
+        raise NotFound("No integration found for specified filters")
+    for integration in found:
+        audit_event(
+            "credential.read",
+            principal=actor,
+            request=request,
+            target_type="integration",
+            target_id=integration.pk,
+            after={"provider": integration.provider, "project": project, "scope": "global"},
+        )
+    return [reveal_integration(integration) for integration in found]
+
+
+def integration_test_connection(*, integration: Integration) -> dict:
+    """Use the stored credentials against the provider; the credentials never leave the server."""
+    from apps.integrations.providers import ProviderError, verify
+
+    credentials = unseal_from(integration, "credentials").value
+    try:
+        details = verify(
+            integration.provider, integration.auth_type, credentials, integration.config
+        )
+    except ProviderError as error:
+        return {"success": False, "details": {"kind": error.kind}, "message": error.message}
+    return {"success": True, "details": details, "message": "Connection succeeded"}
