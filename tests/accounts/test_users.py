@@ -28,7 +28,9 @@ def owner(team):
 
 @pytest.fixture
 def member(team):
-    return make_member(team, TeamRole.MEMBER, email="member@example.com", first_name="Mia")
+    return make_member(
+        team, TeamRole.MEMBER, email="member@example.com", first_name="Mia", last_name="Stone"
+    )
 
 
 def test_owner_lists_users_with_filters_and_pagination(owner, member, team):
