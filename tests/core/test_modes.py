@@ -33,7 +33,9 @@ def test_embedded_default_boots_from_an_empty_data_dir(tmp_path):
 
     assert (data_dir / "sfpserver.sqlite3").is_file()
     assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert (data_dir / "encryption_key").stat().st_mode & 0o777 == 0o600
     output = server.read_output()
+    assert "Generated an encryption key in" in output
     assert "Created owner ops@example.com of team default" in output
     assert "Generated password (shown only now): " in output
 
@@ -52,6 +54,7 @@ def test_embedded_default_boots_from_an_empty_data_dir(tmp_path):
     with running_server("serve", env=environment) as again:
         assert again.get("/sfp/api/ping")[0] == 200
     assert (data_dir / "secret_key").read_text() == secret_before
+    assert "Generated an encryption key" not in again.read_output()
     assert "already exists" in again.read_output()
     assert "Generated password" not in again.read_output()
 
@@ -62,6 +65,7 @@ def test_production_refuses_to_start_naming_missing_secrets(tmp_path):
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
     assert "REDIS_URL" in result.stderr
+    assert "SFP_ENCRYPTION_KEYS" in result.stderr
 
 
 def test_production_rejects_a_database_that_is_not_postgresql():
@@ -69,6 +73,7 @@ def test_production_rejects_a_database_that_is_not_postgresql():
         DATABASE_URL="mysql://root@127.0.0.1/x",
         DJANGO_SECRET_KEY="k" * 50,
         REDIS_URL="redis://127.0.0.1:6379/0",
+        SFP_ENCRYPTION_KEYS="dGVzdC1vbmx5LXZhdWx0LWtleS0zMi1ieXRlcy0hISE=",
     )
     result = manage("check", env=environment)
     assert result.returncode != 0
