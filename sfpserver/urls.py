@@ -14,6 +14,7 @@ api_patterns = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.integrations.api.urls")),
     path("", include("apps.environments.api.urls")),
+    path("", include("apps.tasks.api.urls")),
 ]
 
 urlpatterns = [

@@ -50,7 +50,10 @@ def _normalise(items: list[dict]) -> list[dict]:
                 f"known: {', '.join(sorted(_RESOLVERS))}",
                 details={"items": ["Unknown kind."]},
             )
-        normalised.append({"kind": item["kind"], "ref": dict(sorted(item["ref"].items()))})
+        entry = {"kind": item["kind"], "ref": dict(sorted(item["ref"].items()))}
+        if item.get("alias"):
+            entry["alias"] = str(item["alias"])  # how the task refers to it (e.g. "target")
+        normalised.append(entry)
     return normalised
 
 
@@ -145,3 +148,37 @@ def _resolve_integration(ref: dict) -> dict:
 
 
 register_resolver("integration", _resolve_integration)
+
+
+def live_grant_for(*, operation_id: str) -> CredentialGrant | None:
+    return (
+        CredentialGrant.objects.filter(
+            operation_id=operation_id, ended_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def grant_redeem_local(*, grant: CredentialGrant, worker_id: str) -> list[dict]:
+    """Redemption by a worker inside this server's own processes (database backend), whose
+    identity is `local:<worker id>`. Same rules and audit as the HTTP redemption."""
+    with transaction.atomic():
+        locked = CredentialGrant.objects.select_for_update().get(pk=grant.pk)
+        if locked.grantee_token_id != f"local:{worker_id}":
+            raise Forbidden("This grant was issued to another worker")
+        if locked.ended_at is not None or locked.expires_at <= timezone.now():
+            raise Gone("Grant has ended")
+        CredentialGrant.objects.filter(pk=locked.pk).update(redemptions=F("redemptions") + 1)
+    revealed = []
+    for item in locked.items:
+        credentials = _RESOLVERS[item["kind"]](item["ref"])
+        audit_event(
+            "credential.read",
+            target_type=item["kind"],
+            target_id=str(item["ref"]),
+            after={"grant": str(locked.pk), "operationId": locked.operation_id,
+                   "worker": f"local:{worker_id}"},
+        )  # fmt: skip
+        revealed.append(item | {"credentials": credentials})
+    return revealed

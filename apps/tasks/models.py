@@ -1,1 +1,152 @@
-"""Models of `apps.tasks`; its records arrive with the capability that needs them."""
+"""Task executions, the domain record of every background operation, and their log lines.
+
+A `TaskExecution` exists independently of the backend that runs it. The database backend also
+uses its queue columns (`available_at`, `lease_expires_at`, `worker_id`) to hand work to workers;
+status changes go through `apps.tasks.lifecycle` only.
+"""
+
+import uuid
+
+from django.db import models
+
+
+def new_operation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class ScheduleType(models.TextChoices):
+    IMMEDIATE = "immediate"
+    SCHEDULED = "scheduled"
+    RECURRING = "recurring"
+
+
+class Pool(models.TextChoices):
+    STANDARD = "standard"
+    LONG_RUNNING = "long-running"
+
+
+class Priority(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+# django.tasks priorities run from -100 to 100; higher runs first.
+PRIORITY_VALUES = {Priority.LOW: 0, Priority.MEDIUM: 10, Priority.HIGH: 20, Priority.CRITICAL: 30}
+
+
+class TriggerKind(models.TextChoices):
+    USER = "user"
+    TOKEN = "token"  # noqa: S105 - an application token triggered it, not a secret
+    WEBHOOK = "webhook"
+    SCHEDULE = "schedule"
+
+
+class TaskExecution(models.Model):
+    operation_id = models.CharField(
+        max_length=32, primary_key=True, default=new_operation_id, editable=False
+    )
+    type = models.CharField(max_length=64, db_index=True)
+    data = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING, db_index=True
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    current_step = models.CharField(max_length=255, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    pool = models.CharField(max_length=16, choices=Pool.choices, default=Pool.STANDARD)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.LOW)
+    timeout_seconds = models.PositiveIntegerField(default=3600)
+    backoff_seconds = models.FloatField(default=5.0)
+    backoff_max_seconds = models.FloatField(default=300.0)
+    schedule_type = models.CharField(
+        max_length=16, choices=ScheduleType.choices, default=ScheduleType.IMMEDIATE
+    )
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    recurrence = models.JSONField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    engine_run_id = models.CharField(max_length=64, blank=True)
+    task_path = models.CharField(
+        max_length=255, help_text="The django.tasks function that runs it."
+    )
+    triggered_by_kind = models.CharField(max_length=16, choices=TriggerKind.choices)
+    triggered_by_id = models.CharField(max_length=64, blank=True)
+    triggered_by_label = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Database-backend queue state.
+    available_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker_id = models.CharField(max_length=128, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "pool", "available_at"], name="tasks_ready_queue"),
+            models.Index(fields=["status", "lease_expires_at"], name="tasks_leases"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.operation_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class TaskLogLine(models.Model):
+    """One line of a task's output, in order (`seq` per execution)."""
+
+    execution = models.ForeignKey(TaskExecution, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.PositiveIntegerField()
+    logged_at = models.DateTimeField()
+    stream = models.CharField(max_length=8, default="stdout")
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["execution", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "seq"], name="tasks_log_line_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}#{self.seq}"
+
+
+class DispatchState(models.Model):
+    """One row: whether workers may claim new work (`manage.py drain` pauses it)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "paused" if self.paused else "dispatching"
+
+    @classmethod
+    def is_paused(cls) -> bool:
+        return cls.objects.filter(pk=1, paused=True).exists()
+
+    @classmethod
+    def set_paused(cls, paused: bool) -> None:
+        cls.objects.update_or_create(pk=1, defaults={"paused": paused})

@@ -87,8 +87,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_filters",
     "django_prometheus",
-    "channels",
-    "django_tasks_db",
     "apps.core",
     "apps.accounts",
     "apps.integrations",
@@ -96,6 +94,8 @@ INSTALLED_APPS = [
     "apps.environments",
     "apps.tasks",
     "apps.live",
+    # After the project's apps: `manage.py runworker` is ours (the tasks worker), not Channels'.
+    "channels",
 ]
 
 MIDDLEWARE = [

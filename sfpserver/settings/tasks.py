@@ -1,9 +1,8 @@
-"""Task backend behind Django's `django.tasks` API.
+"""Task backend behind Django's `django.tasks` API, and the worker's knobs.
 
-The database backend (django-tasks-db) runs on the project's own database; in the embedded
-default a worker thread inside the server process consumes it (`SFP_EMBEDDED_WORKER`), so no
-other process is needed. The Hatchet backend for production is configured here by the tasks
-capability.
+The database backend (`apps.tasks.backends.database`) runs on the project's own database; in
+the embedded default a worker inside the server process consumes it (`SFP_EMBEDDED_WORKER`), so
+no other process is needed. The Hatchet backend for production is configured here when it lands.
 """
 
 from sfpserver.env import EMBEDDED, env
@@ -12,10 +11,16 @@ TASK_QUEUES = ["standard", "long-running"]
 
 TASKS = {
     "default": {
-        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "BACKEND": "apps.tasks.backends.database.DatabaseBackend",
         "QUEUES": TASK_QUEUES,
     }
 }
 
+# The sfp CLI: a path, or a command with arguments (e.g. "node /opt/sfp/bin/run").
+SFP_CLI_PATH = env.str("SFP_CLI_PATH", default="sfp")
+SFP_CLI_TERM_GRACE_SECONDS = env.float("SFP_CLI_TERM_GRACE_SECONDS", default=10.0)
+SFP_WORKER_POLL_INTERVAL = env.float("SFP_WORKER_POLL_INTERVAL", default=0.2)
+SFP_WORKER_LEASE_SECONDS = env.float("SFP_WORKER_LEASE_SECONDS", default=30.0)
+
 SFP_EMBEDDED_WORKER = env.bool("SFP_EMBEDDED_WORKER", default=EMBEDDED)
-SFP_EMBEDDED_WORKER_INTERVAL = env.float("SFP_EMBEDDED_WORKER_INTERVAL", default=0.2)
+SFP_EMBEDDED_WORKER_SLOTS = env.int("SFP_EMBEDDED_WORKER_SLOTS", default=2)

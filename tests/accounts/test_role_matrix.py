@@ -71,6 +71,13 @@ EXPECTED = {
     ("GET", "sfp/api/auth/salesforce/org"): (ANY, 400),
     ("DELETE", "sfp/api/auth/salesforce/org"): (OWNER, 400),
     ("POST", "sfp/api/auth/salesforce/test-connection"): (ANY, 400),
+    ("GET", "sfp/api/tasks"): (ANY, 200),
+    ("POST", "sfp/api/tasks"): (ANY, 400),
+    ("DELETE", "sfp/api/tasks/<str:operation_id>"): (ANY, 404),
+    ("GET", "sfp/api/tasks/<str:operation_id>/status"): (ANY, 404),
+    ("GET", "sfp/api/tasks/<str:operation_id>/result"): (ANY, 404),
+    ("GET", "sfp/api/logs/<str:operation_id>"): (("member", "application"), 404),
+    ("DELETE", "sfp/api/logs/<str:operation_id>"): (OWNER_APPLICATION, 404),
 }
 
 
@@ -164,6 +171,7 @@ def _probe_path(route: str, caller) -> str:
         .replace("<str:token_id>", "tok_missing")
         .replace("<uuid:integration_id>", "00000000-0000-0000-0000-000000000001")
         .replace("<uuid:grant_id>", "00000000-0000-0000-0000-000000000002")
+        .replace("<str:operation_id>", "no-such-task")
     )
 
 

@@ -85,3 +85,44 @@ def test_unknown_mode_is_refused(mode):
     result = manage("check", env=clean_environment(SFP_MODE=mode))
     assert result.returncode != 0
     assert "SFP_MODE" in result.stderr
+
+
+def test_embedded_default_runs_a_submitted_task_with_nothing_else_started(tmp_path):
+    """`make run`'s server alone executes work: its in-process worker takes a noop to completed."""
+    import time
+    import urllib.request
+
+    environment = clean_environment(
+        SFP_DATA_DIR=str(tmp_path / "data"),
+        SFP_ADMIN_EMAIL="ops@example.com",
+        SFP_ADMIN_PASSWORD="embedded-owner-password-1",
+    )
+
+    def call(server, method, path, body=None, token=None):
+        request = urllib.request.Request(
+            server.base_url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {token}"} if token else {}),
+        )
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return json.loads(response.read())
+
+    with running_server("serve", env=environment) as server:
+        login = call(server, "POST", "/sfp/api/auth/admin/login",
+                     {"email": "ops@example.com", "password": "embedded-owner-password-1"})  # fmt: skip
+        token = login["access_token"]
+        submitted = call(server, "POST", "/sfp/api/tasks", {"type": "noop", "data": {}}, token)
+        deadline = time.monotonic() + 30
+        while True:
+            status = call(
+                server, "GET", f"/sfp/api/tasks/{submitted['operationId']}/status", None, token
+            )
+            if (
+                status["status"] in ("completed", "failed", "cancelled")
+                or time.monotonic() > deadline
+            ):
+                break
+            time.sleep(0.1)
+    assert status["status"] == "completed", status

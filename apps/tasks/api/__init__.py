@@ -1,0 +1,1 @@
+"""REST endpoints of the tasks app: tasks and their logs."""

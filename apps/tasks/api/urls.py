@@ -1,0 +1,13 @@
+"""Tasks and logs routes under `/sfp/api`."""
+
+from django.urls import path
+
+from apps.tasks.api import views
+
+urlpatterns = [
+    path("tasks", views.TasksView.as_view(), name="tasks"),
+    path("tasks/<str:operation_id>", views.TaskView.as_view(), name="task"),
+    path("tasks/<str:operation_id>/status", views.TaskStatusView.as_view(), name="task-status"),
+    path("tasks/<str:operation_id>/result", views.TaskResultView.as_view(), name="task-result"),
+    path("logs/<str:operation_id>", views.LogsView.as_view(), name="logs"),
+]

@@ -1,0 +1,248 @@
+"""Tasks and logs on the published paths. Each view declares its roles; services do the work."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.exceptions import InvalidRequest, NotFound
+from apps.core.pagination import limit_offset
+from apps.tasks import selectors, services
+from apps.tasks.catalogue import OPERATIONS
+from apps.tasks.models import Priority, ScheduleType, TaskStatus
+
+ANY_ROLE = ("owner", "member", "application")
+LOG_READERS = ("member", "application")
+LOG_DELETERS = ("owner", "application")
+
+
+class SubmitTaskSerializer(serializers.Serializer):
+    type = serializers.CharField(
+        max_length=64, help_text="One of: " + ", ".join(sorted(OPERATIONS))
+    )
+    data = serializers.JSONField()
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.LOW)
+    scheduleType = serializers.ChoiceField(  # noqa: N815 - published names
+        choices=ScheduleType.choices, default=ScheduleType.IMMEDIATE
+    )
+    scheduledFor = serializers.DateTimeField(required=False)  # noqa: N815
+    retryConfig = serializers.DictField(required=False)  # noqa: N815
+    recurrenceConfig = serializers.DictField(required=False)  # noqa: N815
+    lockDuration = serializers.IntegerField(required=False, min_value=1000, default=300000)  # noqa: N815
+
+
+class TaskStatusSerializer(serializers.Serializer):
+    operationId = serializers.CharField()  # noqa: N815
+    type = serializers.CharField()
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    progress = serializers.IntegerField()
+    currentStep = serializers.CharField(allow_null=True)  # noqa: N815
+    error = serializers.DictField(allow_null=True)
+    attempts = serializers.IntegerField()
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class TasksView(APIView):
+    allowed_roles = {"GET": ANY_ROLE, "POST": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="TasksController_submitTask",
+        summary="Submit a new task (one-time or delayed)",
+        tags=["Tasks"],
+        request=SubmitTaskSerializer,
+        responses={
+            201: inline_serializer(
+                "TaskResponse",
+                {"operationId": serializers.CharField(), "type": serializers.CharField()},
+            )
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(SubmitTaskSerializer, request.data)
+        execution = services.task_submit(
+            actor=request.auth,
+            type=data["type"],
+            data=data["data"],
+            priority=data["priority"],
+            schedule_type=data["scheduleType"],
+            scheduled_for=data.get("scheduledFor"),
+            retry_config=data.get("retryConfig"),
+            request=request._request,
+        )
+        return Response({"operationId": execution.operation_id, "type": execution.type}, status=201)
+
+    @extend_schema(
+        operation_id="TasksController_listTasks",
+        summary="List task executions, newest first",
+        tags=["Tasks"],
+        parameters=[
+            OpenApiParameter("status", str, enum=TaskStatus.values),
+            OpenApiParameter("type", str),
+            OpenApiParameter("triggeredBy", str, description="Email, token name or id"),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={
+            200: inline_serializer(
+                "TaskList",
+                {
+                    "items": serializers.ListField(child=serializers.DictField()),
+                    "total": serializers.IntegerField(),
+                    "limit": serializers.IntegerField(),
+                    "offset": serializers.IntegerField(),
+                },
+            )
+        },
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        status = params.get("status") or None
+        if status and status not in TaskStatus.values:
+            raise InvalidRequest(f"Unknown status {status}", details={"status": TaskStatus.values})
+        limit, offset = limit_offset(params)
+        executions = selectors.executions_filtered(
+            status=status, type=params.get("type") or None, triggered_by=params.get("triggeredBy")
+        )
+        return Response(
+            {
+                "items": [selectors.execution_dto(e) for e in executions[offset : offset + limit]],
+                "total": executions.count(),
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+
+class TaskView(APIView):
+    allowed_roles = {"DELETE": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="TasksController_cancelTask",
+        summary="Cancel a pending or active task (and its children)",
+        tags=["Tasks"],
+        responses={
+            200: inline_serializer(
+                "CancelTaskResponse",
+                {"message": serializers.CharField(), "status": serializers.CharField()},
+            )
+        },
+    )
+    def delete(self, request: Request, operation_id: str) -> Response:
+        execution = selectors.execution_get(operation_id)
+        status = services.task_cancel(
+            actor=request.auth, execution=execution, request=request._request
+        )
+        message = (
+            "Task cancelled successfully"
+            if status == TaskStatus.CANCELLED
+            else "Cancellation requested: the task stops at its next check"
+        )
+        return Response({"message": message, "status": status})
+
+
+class TaskStatusView(APIView):
+    allowed_roles = {"GET": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="TasksController_getTaskStatus",
+        summary="Get task status",
+        tags=["Tasks"],
+        responses={200: TaskStatusSerializer},
+    )
+    def get(self, request: Request, operation_id: str) -> Response:
+        return Response(selectors.status_dto(selectors.execution_get(operation_id)))
+
+
+class TaskResultView(APIView):
+    allowed_roles = {"GET": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="TasksController_getTaskResult",
+        summary="Get task result",
+        tags=["Tasks"],
+        responses={
+            200: inline_serializer(
+                "TaskResult",
+                {
+                    "status": serializers.CharField(),
+                    "progress": serializers.IntegerField(),
+                    "error": serializers.DictField(allow_null=True),
+                    "result": serializers.DictField(allow_null=True),
+                },
+            )
+        },
+    )
+    def get(self, request: Request, operation_id: str) -> Response:
+        execution = selectors.execution_get(operation_id)
+        return Response(selectors.status_dto(execution) | {"result": execution.result})
+
+
+class LogsView(APIView):
+    allowed_roles = {"GET": LOG_READERS, "DELETE": LOG_DELETERS}
+
+    @extend_schema(
+        operation_id="LogsController_getLogs",
+        summary="Get logs by operation ID (chronological)",
+        tags=["Logs"],
+        parameters=[OpenApiParameter("from", str), OpenApiParameter("to", str)],
+        responses={
+            200: inline_serializer(
+                "Logs",
+                {
+                    "operationId": serializers.CharField(),
+                    "logs": serializers.ListField(child=serializers.DictField()),
+                },
+            )
+        },
+    )
+    def get(self, request: Request, operation_id: str) -> Response:
+        execution = selectors.execution_get(operation_id)
+        bounds = _validated(
+            _LogBounds, {k: v for k, v in request.query_params.items() if k in ("from", "to")}
+        )
+        lines = list(
+            selectors.log_lines(execution, since=bounds.get("from"), until=bounds.get("to"))
+        )
+        if not lines:
+            raise NotFound("No logs found for operation")
+        return Response(
+            {
+                "operationId": operation_id,
+                "logs": [
+                    {
+                        "seq": line.seq,
+                        "timestamp": line.logged_at.isoformat(),
+                        "stream": line.stream,
+                        "message": line.message,
+                    }
+                    for line in lines
+                ],
+            }
+        )
+
+    @extend_schema(
+        operation_id="LogsController_deleteLogs",
+        summary="Delete logs by operation ID",
+        tags=["Logs"],
+        responses={200: inline_serializer("DeleteLogs", {"deleted": serializers.IntegerField()})},
+    )
+    def delete(self, request: Request, operation_id: str) -> Response:
+        execution = selectors.execution_get(operation_id)
+        deleted = services.task_logs_delete(
+            actor=request.auth, execution=execution, request=request._request
+        )
+        return Response({"deleted": deleted})
+
+
+class _LogBounds(serializers.Serializer):
+    def get_fields(self):
+        return {
+            "from": serializers.DateTimeField(required=False),
+            "to": serializers.DateTimeField(required=False),
+        }

@@ -1,0 +1,1 @@
+"""Task backends behind the django.tasks API: database (here) and Hatchet (production)."""

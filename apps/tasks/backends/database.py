@@ -1,0 +1,62 @@
+"""The database task backend: the project's own database is the queue.
+
+`enqueue` makes an accepted execution available to workers (at once, or at `run_after`); workers
+(`manage.py runworker`, or the embedded worker thread) claim it with `SELECT … FOR UPDATE SKIP
+LOCKED` on PostgreSQL, hold a lease they renew while it runs, and `apps.tasks.lifecycle` applies
+retries with backoff, timeouts and cancellation. An attempt whose lease expires (its worker was
+killed) is retried by whichever worker notices first.
+"""
+
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.base import TaskResult, TaskResultStatus
+from django.utils import timezone
+
+from apps.tasks import lifecycle
+from apps.tasks.backends.base import SfpTask
+from apps.tasks.models import TaskExecution, TaskStatus
+
+_STATUS = {
+    TaskStatus.PENDING: TaskResultStatus.READY,
+    TaskStatus.ACTIVE: TaskResultStatus.RUNNING,
+    TaskStatus.COMPLETED: TaskResultStatus.SUCCESSFUL,
+    TaskStatus.FAILED: TaskResultStatus.FAILED,
+    TaskStatus.CANCELLED: TaskResultStatus.FAILED,
+}
+
+
+class DatabaseBackend(BaseTaskBackend):
+    task_class = SfpTask
+    supports_defer = True
+    supports_priority = True
+    supports_get_result = True
+
+    def enqueue(self, task, args, kwargs):
+        self.validate_task(task)
+        operation_id = args[0]
+        lifecycle.mark_queued(operation_id, available_at=task.run_after or timezone.now())
+        return self._result(task, TaskExecution.objects.get(pk=operation_id))
+
+    def get_result(self, result_id):
+        from django.utils.module_loading import import_string
+
+        execution = TaskExecution.objects.get(pk=result_id)
+        return self._result(import_string(execution.task_path), execution)
+
+    def _result(self, task, execution: TaskExecution) -> TaskResult:
+        return TaskResult(
+            task=task,
+            id=execution.operation_id,
+            status=_STATUS[execution.status],
+            enqueued_at=execution.created_at,
+            started_at=execution.started_at,
+            finished_at=execution.finished_at,
+            last_attempted_at=execution.started_at,
+            args=[execution.operation_id],
+            kwargs={},
+            backend=self.alias,
+            errors=[],
+            worker_ids=[execution.worker_id] if execution.worker_id else [],
+        )
+
+    def health_check(self) -> None:
+        TaskExecution.objects.only("operation_id").first()

@@ -1,0 +1,169 @@
+"""The catalogue of operations the server runs: for each task type, its input schema, the
+credentials its grant names, and the `sfp` command line it becomes.
+
+Policies (pool, retries, backoff, timeout) live on the django.tasks declarations in
+`apps.tasks.tasks`; this module says what an operation *is*. Command lines never contain a
+credential: orgs are referred to by alias, and their auth URLs reach the CLI only through the
+environment (see `apps.tasks.runner`).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rest_framework import serializers
+
+from apps.core.exceptions import InvalidRequest
+
+# Environment variables through which an org's auth URL reaches the CLI, by alias.
+ORG_ALIAS_ENV = {"devhub": "SFP_DEVHUB_AUTH_URL", "target": "SFP_TARGET_ORG_AUTH_URL"}
+
+
+class _Repository(serializers.Serializer):
+    repository = serializers.RegexField(
+        r"^[\w.-]+(/[\w.-]+){1,2}$", help_text="owner/repo or org/project/repo"
+    )
+    branch = serializers.CharField(max_length=255, default="main")
+
+
+class BuildInput(_Repository):
+    devhub = serializers.CharField(max_length=254, help_text="Username of a registered DevHub")
+    buildNumber = serializers.IntegerField(min_value=1, required=False)  # noqa: N815
+    diffcheck = serializers.BooleanField(default=True)
+
+
+class InstallInput(_Repository):
+    targetOrg = serializers.CharField(max_length=254)  # noqa: N815
+    artifactDir = serializers.CharField(max_length=255, default="artifacts")  # noqa: N815
+    skipIfAlreadyInstalled = serializers.BooleanField(default=True)  # noqa: N815
+
+
+class ValidateInput(_Repository):
+    targetOrg = serializers.CharField(max_length=254)  # noqa: N815
+    mode = serializers.ChoiceField(
+        choices=["thorough", "individual", "ff-release-config"], default="thorough"
+    )
+
+
+class ReleaseInput(_Repository):
+    targetOrg = serializers.CharField(max_length=254)  # noqa: N815
+    releaseDefinition = serializers.CharField(max_length=255)  # noqa: N815
+    dryRun = serializers.BooleanField(default=False)  # noqa: N815
+
+
+class PoolPrepareInput(_Repository):
+    devhub = serializers.CharField(max_length=254)
+    poolConfig = serializers.CharField(max_length=255)  # noqa: N815
+
+
+class ApexTestsInput(_Repository):
+    targetOrg = serializers.CharField(max_length=254)  # noqa: N815
+    testLevel = serializers.ChoiceField(  # noqa: N815
+        choices=["RunLocalTests", "RunAllTestsInOrg", "RunSpecifiedTests"], default="RunLocalTests"
+    )
+    package = serializers.CharField(max_length=255, required=False)
+
+
+class NoopInput(serializers.Serializer):
+    sleepSeconds = serializers.FloatField(min_value=0, max_value=60, default=0)  # noqa: N815
+    fail = serializers.BooleanField(default=False)
+
+
+def _org(alias: str, username: str) -> dict:
+    return {"kind": "salesforce_org", "ref": {"username": username}, "alias": alias}
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    description: str
+    input_serializer: type[serializers.Serializer]
+    command: Callable[[dict], list[str]] | None
+    orgs: Callable[[dict], list[dict]] = field(default=lambda data: [])
+    allowed_roles: tuple[str, ...] = ("owner", "member", "application")
+
+    def validate(self, data) -> dict:
+        serializer = self.input_serializer(data=data if isinstance(data, dict) else None)
+        if not isinstance(data, dict):
+            raise InvalidRequest("data must be an object", details={"data": ["Object."]})
+        if not serializer.is_valid():
+            details = {f"data.{k}": v for k, v in serializer.errors.items()}
+            lines = [f"{k}: {' '.join(str(m) for m in v)}" for k, v in details.items()]
+            raise InvalidRequest("; ".join(lines), details=details)
+        return dict(serializer.validated_data)
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in [
+        Operation(
+            "build",
+            "Build changed packages into artifacts",
+            BuildInput,
+            lambda d: ["build", "--devhubalias", "devhub", "--branch", d["branch"],
+                       "--artifactdir", "artifacts", *(["--diffcheck"] if d["diffcheck"] else []),
+                       *(["--buildnumber", str(d["buildNumber"])] if d.get("buildNumber") else [])],
+            lambda d: [_org("devhub", d["devhub"])],
+        ),
+        Operation(
+            "quickbuild",
+            "Build packages without validation (fast feedback)",
+            BuildInput,
+            lambda d: ["quickbuild", "--devhubalias", "devhub", "--branch", d["branch"],
+                       *(["--diffcheck"] if d["diffcheck"] else [])],
+            lambda d: [_org("devhub", d["devhub"])],
+        ),
+        Operation(
+            "install",
+            "Deploy artifacts to an environment's org",
+            InstallInput,
+            lambda d: ["install", "--targetorg", "target", "--artifactdir", d["artifactDir"],
+                       *(["--skipifalreadyinstalled"] if d["skipIfAlreadyInstalled"] else [])],
+            lambda d: [_org("target", d["targetOrg"])],
+            ("owner", "application"),
+        ),
+        Operation(
+            "validate",
+            "Validate changes against an org",
+            ValidateInput,
+            lambda d: ["validate", "org", "--targetorg", "target", "--mode", d["mode"]],
+            lambda d: [_org("target", d["targetOrg"])],
+        ),
+        Operation(
+            "release",
+            "Release a release definition to an org",
+            ReleaseInput,
+            lambda d: ["release", "--releasedefinition", d["releaseDefinition"], "--targetorg",
+                       "target", *(["--dryrun"] if d["dryRun"] else [])],
+            lambda d: [_org("target", d["targetOrg"])],
+            ("owner", "application"),
+        ),
+        Operation(
+            "pool-prepare",
+            "Prepare a pool of scratch orgs or sandboxes",
+            PoolPrepareInput,
+            lambda d: ["pool", "prepare", "--poolconfig", d["poolConfig"], "--targetdevhubusername",
+                       "devhub"],
+            lambda d: [_org("devhub", d["devhub"])],
+        ),
+        Operation(
+            "apextests",
+            "Run Apex tests in an org",
+            ApexTestsInput,
+            lambda d: ["apextests", "trigger", "--targetorg", "target", "--testlevel",
+                       d["testLevel"], *(["--package", d["package"]] if d.get("package") else [])],
+            lambda d: [_org("target", d["targetOrg"])],
+        ),
+        Operation("noop", "Internal: does nothing (benchmarks, smoke tests)", NoopInput, None),
+    ]
+}  # fmt: skip
+
+
+def operation(name: str) -> Operation:
+    found = OPERATIONS.get(name)
+    if found is None:
+        valid = ", ".join(sorted(OPERATIONS))
+        raise InvalidRequest(
+            f"Unknown task type {name!r}; valid types: {valid}",
+            details={"type": [f"One of: {valid}."]},
+        )
+    return found

@@ -1,0 +1,225 @@
+"""The one owner of task-execution status: every transition happens here.
+
+Transitions are conditional UPDATEs (`WHERE status IN (…)`), so two processes can never both move
+an execution, and each one leaves a structured log line. The worker wraps each attempt in
+`attempt(...)`, which decides between completed, cancelled, a retry with exponential backoff, or
+failed once the attempts are spent. `reap_expired_leases` does the same for attempts whose worker
+died (its lease stopped being renewed).
+"""
+
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.tasks.models import FINISHED_STATUSES, TaskExecution, TaskStatus
+
+logger = structlog.get_logger("sfpserver.tasks")
+
+
+class TaskCancelled(Exception):
+    """Raised inside an attempt when cancellation was requested."""
+
+
+class TaskFailed(Exception):
+    """An attempt failed with a message (and optional detail) meant for the user."""
+
+    def __init__(self, message: str, *, stack: str = "", retryable: bool = True):
+        super().__init__(message)
+        self.message = message
+        self.stack = stack
+        self.retryable = retryable
+
+
+def _move(operation_id: str, *, from_statuses, to: str, **fields) -> bool:
+    """The single place a status is written. Returns False when another process got there first."""
+    now = timezone.now()
+    if to in FINISHED_STATUSES:
+        fields.setdefault("finished_at", now)
+        fields.setdefault("lease_expires_at", None)
+    moved = TaskExecution.objects.filter(
+        operation_id=operation_id, status__in=list(from_statuses)
+    ).update(status=to, updated_at=now, **fields)
+    if moved:
+        logger.info("task.status", operation_id=operation_id, status=to)
+    return bool(moved)
+
+
+def backoff_delay(execution: TaskExecution, attempt: int) -> float:
+    return min(execution.backoff_max_seconds, execution.backoff_seconds * 2 ** max(0, attempt - 1))
+
+
+def _fail_or_retry(execution: TaskExecution, message: str, stack: str, retryable: bool) -> str:
+    error = {"message": message, "stack": stack}
+    if retryable and execution.attempts < execution.max_attempts:
+        delay = backoff_delay(execution, execution.attempts)
+        _move(
+            execution.operation_id,
+            from_statuses=[TaskStatus.ACTIVE],
+            to=TaskStatus.PENDING,
+            error=error,
+            available_at=timezone.now() + timedelta(seconds=delay),
+            lease_expires_at=None,
+            worker_id="",
+        )
+        return TaskStatus.PENDING
+    _move(
+        execution.operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.FAILED, error=error
+    )
+    return TaskStatus.FAILED
+
+
+# --- queue side (database backend) ----------------------------------------------------------
+
+
+def mark_queued(operation_id: str, *, available_at) -> None:
+    TaskExecution.objects.filter(operation_id=operation_id, status=TaskStatus.PENDING).update(
+        available_at=available_at
+    )
+
+
+def claim_next(*, pools: list[str], worker_id: str, lease_seconds: float) -> TaskExecution | None:
+    """Take the most urgent ready execution of these pools, or None."""
+    from apps.tasks.models import PRIORITY_VALUES
+
+    now = timezone.now()
+    ranked = TaskExecution.objects.filter(
+        status=TaskStatus.PENDING,
+        pool__in=pools,
+        cancel_requested=False,
+        available_at__isnull=False,
+        available_at__lte=now,
+    )
+    with transaction.atomic():
+        candidates = ranked.order_by("available_at", "created_at")
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        # A few candidates, most urgent priority first (priorities are few, so sort in Python).
+        batch = list(candidates[:20])
+        if not batch:
+            return None
+        chosen = max(batch, key=lambda e: (PRIORITY_VALUES.get(e.priority, 0), -batch.index(e)))
+        moved = _move(
+            chosen.operation_id,
+            from_statuses=[TaskStatus.PENDING],
+            to=TaskStatus.ACTIVE,
+            attempts=F("attempts") + 1,
+            worker_id=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=chosen.started_at or now,
+            error=None,
+        )
+    if not moved:
+        return None
+    return TaskExecution.objects.get(pk=chosen.operation_id)
+
+
+@dataclass
+class Lease:
+    owned: bool
+    cancel_requested: bool
+
+
+def renew_lease(*, operation_id: str, worker_id: str, lease_seconds: float) -> Lease:
+    renewed = TaskExecution.objects.filter(
+        operation_id=operation_id, worker_id=worker_id, status=TaskStatus.ACTIVE
+    ).update(lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds))
+    cancel = TaskExecution.objects.filter(operation_id=operation_id, cancel_requested=True).exists()
+    return Lease(owned=bool(renewed), cancel_requested=cancel)
+
+
+def reap_expired_leases() -> int:
+    """Attempts whose worker stopped renewing (killed, crashed, lost): retry or fail them."""
+    reaped = 0
+    expired = TaskExecution.objects.filter(
+        status=TaskStatus.ACTIVE, lease_expires_at__lt=timezone.now()
+    )
+    for execution in expired:
+        if execution.cancel_requested:
+            _move(
+                execution.operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.CANCELLED
+            )
+        else:
+            _fail_or_retry(
+                execution,
+                f"Worker {execution.worker_id or '?'} stopped answering (lease expired)",
+                "",
+                retryable=True,
+            )
+        reaped += 1
+    return reaped
+
+
+# --- the attempt ----------------------------------------------------------------------------
+
+
+@dataclass
+class AttemptOutcome:
+    result: Any = None
+    status: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@contextmanager
+def attempt(execution: TaskExecution) -> Iterator[AttemptOutcome]:
+    """Run one attempt of a claimed execution and record how it ended."""
+    outcome = AttemptOutcome()
+    try:
+        yield outcome
+    except TaskCancelled:
+        _move(execution.operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.CANCELLED)
+        outcome.status = TaskStatus.CANCELLED
+    except TaskFailed as failed:
+        outcome.status = _fail_or_retry(execution, failed.message, failed.stack, failed.retryable)
+    except Exception as error:  # noqa: BLE001 - any crash of task code is a failed attempt
+        outcome.status = _fail_or_retry(
+            execution, f"{type(error).__name__}: {error}", traceback.format_exc(), retryable=True
+        )
+    else:
+        _move(
+            execution.operation_id,
+            from_statuses=[TaskStatus.ACTIVE],
+            to=TaskStatus.COMPLETED,
+            result=outcome.result,
+            progress=100,
+        )
+        outcome.status = TaskStatus.COMPLETED
+
+
+# --- requests from the API ------------------------------------------------------------------
+
+
+def cancel(operation_id: str) -> str:
+    """Cancel a pending execution at once; ask the worker of an active one to stop. Children too.
+
+    Returns the status the execution has (or is about to have)."""
+    execution = TaskExecution.objects.get(pk=operation_id)
+    for child in execution.children.exclude(status__in=FINISHED_STATUSES):
+        cancel(child.operation_id)
+    if _move(operation_id, from_statuses=[TaskStatus.PENDING], to=TaskStatus.CANCELLED):
+        return TaskStatus.CANCELLED
+    TaskExecution.objects.filter(operation_id=operation_id, status=TaskStatus.ACTIVE).update(
+        cancel_requested=True
+    )
+    return TaskExecution.objects.values_list("status", flat=True).get(pk=operation_id)
+
+
+def record_progress(
+    operation_id: str, *, progress: int | None = None, step: str | None = None
+) -> None:
+    fields: dict[str, Any] = {}
+    if progress is not None:
+        fields["progress"] = max(0, min(99, progress))
+    if step is not None:
+        fields["current_step"] = step[:255]
+    if fields:
+        TaskExecution.objects.filter(
+            Q(operation_id=operation_id), Q(status=TaskStatus.ACTIVE)
+        ).update(**fields)

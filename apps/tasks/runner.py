@@ -1,0 +1,119 @@
+"""Runs one CLI process for a task: fresh workspace, credentials only in its environment, output
+streamed line by line, timeout and cancellation enforced on the whole process group, and the
+workspace wiped whatever happens.
+
+The caller supplies `on_line(stream, text)` and `on_tick()` (called about ten times a second);
+nothing here touches the database.
+"""
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# Variables of the worker's own environment a CLI may see; everything else (database URLs,
+# keys, tokens of the server) stays out of the child.
+_PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "NODE_OPTIONS", "SSL_CERT_FILE")
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int | None
+    timed_out: bool = False
+    cancelled: bool = False
+    duration_seconds: float = 0.0
+    tail: list[str] = field(default_factory=list)
+
+
+def _terminate_group(process: subprocess.Popen, grace_seconds: float) -> None:
+    """SIGTERM the process group; SIGKILL it if it has not exited after the grace period."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        process.wait()
+
+
+def _pump(stream, name: str, lines: queue.Queue) -> None:
+    for raw in iter(stream.readline, ""):
+        lines.put((name, raw.rstrip("\n")))
+    stream.close()
+    lines.put((name, None))
+
+
+def run_cli(
+    argv: list[str],
+    *,
+    secrets_env: dict[str, str],
+    timeout_seconds: float,
+    on_line: Callable[[str, str], None],
+    cancel_requested: Callable[[], bool],
+    on_tick: Callable[[], None] = lambda: None,
+    term_grace_seconds: float = 5.0,
+    tail_size: int = 20,
+) -> RunOutcome:
+    workspace = tempfile.mkdtemp(prefix="sfp-task-")
+    env = {key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ}
+    env |= {"HOME": workspace, "TMPDIR": workspace, "SFP_WORKSPACE": workspace, "CI": "true"}
+    env |= secrets_env
+    started = time.monotonic()
+    outcome = RunOutcome(exit_code=None)
+    try:
+        process = subprocess.Popen(  # noqa: S603 - argv built from the catalogue, never a shell
+            argv,
+            cwd=workspace,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # its own process group, so cancel reaches grandchildren
+        )
+        lines: queue.Queue = queue.Queue()
+        pumps = [
+            threading.Thread(target=_pump, args=(process.stdout, "stdout", lines), daemon=True),
+            threading.Thread(target=_pump, args=(process.stderr, "stderr", lines), daemon=True),
+        ]
+        for pump in pumps:
+            pump.start()
+        open_streams = 2
+        while open_streams or process.poll() is None:
+            try:
+                name, text = lines.get(timeout=0.1)
+            except queue.Empty:
+                name, text = None, None
+            if name is not None:
+                if text is None:
+                    open_streams -= 1
+                else:
+                    outcome.tail = [*outcome.tail, text][-tail_size:]
+                    on_line(name, text)
+            on_tick()  # e.g. flush buffered log lines while the process is quiet
+            if process.poll() is None and not (outcome.cancelled or outcome.timed_out):
+                if cancel_requested():
+                    outcome.cancelled = True
+                    _terminate_group(process, term_grace_seconds)
+                elif time.monotonic() - started > timeout_seconds:
+                    outcome.timed_out = True
+                    _terminate_group(process, term_grace_seconds)
+        outcome.exit_code = process.wait()
+    finally:
+        secrets_env.clear()
+        env.clear()
+        shutil.rmtree(workspace, ignore_errors=True)
+        outcome.duration_seconds = time.monotonic() - started
+    return outcome

@@ -1,0 +1,78 @@
+"""Reads of task executions and their logs, in the published shapes."""
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from apps.core.exceptions import NotFound
+from apps.tasks.models import TaskExecution, TaskLogLine
+
+
+def execution_get(operation_id: str) -> TaskExecution:
+    execution = TaskExecution.objects.filter(pk=operation_id).first()
+    if execution is None:
+        raise NotFound(f"Task {operation_id} not found")
+    return execution
+
+
+def executions_filtered(
+    *,
+    status: str | None = None,
+    type: str | None = None,
+    triggered_by: str | None = None,
+) -> QuerySet[TaskExecution]:
+    executions = TaskExecution.objects.all()
+    if status:
+        executions = executions.filter(status=status)
+    if type:
+        executions = executions.filter(type=type)
+    if triggered_by:
+        executions = executions.filter(triggered_by_label__iexact=triggered_by) | executions.filter(
+            triggered_by_id=triggered_by
+        )
+    return executions.order_by("-created_at")
+
+
+def status_dto(execution: TaskExecution) -> dict:
+    return {
+        "operationId": execution.operation_id,
+        "type": execution.type,
+        "status": execution.status,
+        "progress": execution.progress,
+        "currentStep": execution.current_step or None,
+        "error": execution.error,
+        "attempts": execution.attempts,
+    }
+
+
+def execution_dto(execution: TaskExecution) -> dict:
+    return status_dto(execution) | {
+        "data": execution.data,
+        "result": execution.result,
+        "pool": execution.pool,
+        "priority": execution.priority,
+        "maxAttempts": execution.max_attempts,
+        "scheduleType": execution.schedule_type,
+        "scheduledFor": execution.scheduled_for.isoformat() if execution.scheduled_for else None,
+        "parentId": execution.parent_id,
+        "engineRunId": execution.engine_run_id or None,
+        "triggeredBy": {
+            "kind": execution.triggered_by_kind,
+            "id": execution.triggered_by_id,
+            "label": execution.triggered_by_label,
+        },
+        "createdAt": execution.created_at.isoformat(),
+        "startedAt": execution.started_at.isoformat() if execution.started_at else None,
+        "finishedAt": execution.finished_at.isoformat() if execution.finished_at else None,
+    }
+
+
+def log_lines(
+    execution: TaskExecution, *, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[TaskLogLine]:
+    lines = TaskLogLine.objects.filter(execution=execution)
+    if since:
+        lines = lines.filter(logged_at__gte=since)
+    if until:
+        lines = lines.filter(logged_at__lte=until)
+    return lines.order_by("seq")

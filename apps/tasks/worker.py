@@ -1,0 +1,154 @@
+"""The database backend's worker: claims executions of its pools, runs them with a renewed lease,
+and retries or fails attempts whose worker died.
+
+Each slot is a thread that claims one execution at a time. While an attempt runs, a heartbeat
+renews its lease and turns a cancellation request into the attempt's cancel flag. Every worker
+also reaps expired leases, so a SIGKILLed worker's attempt is retried by the others. `stop()`
+drains: no new claims, in-flight attempts finish (the caller decides how long to wait).
+"""
+
+import os
+import socket
+import threading
+import time
+
+import structlog
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils.module_loading import import_string
+
+from apps.integrations import grants
+from apps.tasks import lifecycle
+from apps.tasks.catalogue import operation
+from apps.tasks.execution import AttemptContext, attempt_context
+from apps.tasks.models import DispatchState, TaskExecution
+
+logger = structlog.get_logger("sfpserver.worker")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        pools: list[str],
+        slots: int = 1,
+        worker_id: str | None = None,
+        poll_interval: float | None = None,
+        lease_seconds: float | None = None,
+    ):
+        self.pools = pools
+        self.slots = slots
+        self.worker_id = worker_id or default_worker_id()
+        self.poll_interval = poll_interval or settings.SFP_WORKER_POLL_INTERVAL
+        self.lease_seconds = lease_seconds or settings.SFP_WORKER_LEASE_SECONDS
+        self.stopping = threading.Event()
+        self.in_flight: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        for slot in range(self.slots):
+            thread = threading.Thread(
+                target=self._slot_loop, name=f"sfp-worker-slot-{slot}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        logger.info("worker.started", worker_id=self.worker_id, pools=self.pools, slots=self.slots)
+
+    def stop(self) -> None:
+        """Stop claiming new work; attempts already running carry on."""
+        self.stopping.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(remaining)
+        return not any(thread.is_alive() for thread in self._threads)
+
+    # --- the loop ---
+
+    def _slot_loop(self) -> None:
+        last_reap = 0.0
+        try:
+            while not self.stopping.is_set():
+                close_old_connections()
+                if time.monotonic() - last_reap > self.lease_seconds / 2:
+                    lifecycle.reap_expired_leases()
+                    last_reap = time.monotonic()
+                if DispatchState.is_paused():
+                    self.stopping.wait(self.poll_interval)
+                    continue
+                execution = lifecycle.claim_next(
+                    pools=self.pools, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+                )
+                if execution is None:
+                    self.stopping.wait(self.poll_interval)
+                    continue
+                self._run(execution)
+        except Exception:
+            logger.exception("worker.slot_crashed", worker_id=self.worker_id)
+            raise
+        finally:
+            connection.close()
+
+    def _run(self, execution: TaskExecution) -> None:
+        context = AttemptContext(worker_id=self.worker_id)
+        token = attempt_context(context)
+        heartbeat_stop = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat,
+            args=(execution.operation_id, context, heartbeat_stop),
+            daemon=True,
+        )
+        with self._lock:
+            self.in_flight.add(execution.operation_id)
+        items = operation(execution.type).orgs(execution.data)
+        status = "failed"
+        try:
+            if items:
+                grants.grant_issue(
+                    operation_id=execution.operation_id,
+                    grantee_token_id=f"local:{self.worker_id}",
+                    items=items,
+                    ttl_seconds=execution.timeout_seconds + 600,
+                )
+            heartbeat.start()
+            with lifecycle.attempt(execution) as outcome:
+                outcome.result = import_string(execution.task_path).call(execution.operation_id)
+            status = outcome.status
+        finally:
+            heartbeat_stop.set()
+            if heartbeat.is_alive():
+                heartbeat.join()
+            if items:
+                grants.grant_end(operation_id=execution.operation_id, reason=str(status))
+            with self._lock:
+                self.in_flight.discard(execution.operation_id)
+            token.var.reset(token)
+            close_old_connections()
+        logger.info(
+            "task.attempt_finished",
+            operation_id=execution.operation_id,
+            type=execution.type,
+            status=status,
+        )
+
+    def _heartbeat(self, operation_id: str, context: AttemptContext, stop: threading.Event) -> None:
+        try:
+            while not stop.wait(self.lease_seconds / 3):
+                lease = lifecycle.renew_lease(
+                    operation_id=operation_id,
+                    worker_id=self.worker_id,
+                    lease_seconds=self.lease_seconds,
+                )
+                if lease.cancel_requested or not lease.owned:
+                    context.cancel_event.set()
+        finally:
+            connection.close()

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""A stand-in for the `sfp` CLI that behaves like it: realistic output, progress lines, exit
+codes, slowness, hangs, crashes, a SIGTERM it ignores, and flakiness across attempts.
+
+Invoked as `fake_sfp.py [--scenario NAME] [--state FILE] <sfp subcommand and flags…>`; tests
+point SFP_CLI_PATH at "python fake_sfp.py --scenario NAME". It needs the org auth URL of every
+alias it is given (`--targetorg target`, `--devhubalias devhub`) in its environment, as the real
+worker image does, and fails like sfp does when one is missing. It never prints a credential.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+ALIASES = {"devhub": "SFP_DEVHUB_AUTH_URL", "target": "SFP_TARGET_ORG_AUTH_URL"}
+
+
+def out(line: str, delay: float = 0.0) -> None:
+    print(line, flush=True)
+    if delay:
+        time.sleep(delay)
+
+
+def main(argv: list[str]) -> int:
+    scenario, state = "success", None
+    while argv and argv[0] in ("--scenario", "--state"):
+        if argv[0] == "--scenario":
+            scenario = argv[1]
+        else:
+            state = argv[1]
+        argv = argv[2:]
+    command = " ".join(a for a in argv if not a.startswith("-"))[:40] or "help"
+    for flag in ("--targetorg", "--devhubalias", "--targetdevhubusername"):
+        if flag in argv:
+            alias = argv[argv.index(flag) + 1]
+            if not os.environ.get(ALIASES.get(alias, "")):
+                print(f"ERROR: No authorization information found for {alias}.", file=sys.stderr)
+                return 1
+            out(f"Authenticated {alias} from the environment (auth URL not shown)")
+    secrets_seen = [k for k in os.environ if k.endswith("_AUTH_URL")]
+    out(f"sfp  -- {command} -- (fake) workspace={os.getcwd()} credentials={len(secrets_seen)}")
+
+    if scenario == "flaky" and state:
+        attempts = int(open(state).read()) if os.path.exists(state) else 0
+        with open(state, "w") as handle:
+            handle.write(str(attempts + 1))
+        if attempts == 0:
+            print("ERROR: Unable to connect to the org (socket hang up)", file=sys.stderr)
+            return 2
+    if scenario == "hang":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        out(f"Step: Waiting on a long deployment (child {child.pid})")
+        time.sleep(600)
+    if scenario == "ignore-term":
+        signal.signal(signal.SIGTERM, lambda *_: out("Received SIGTERM: ignoring it"))
+        out("Step: Deploying and ignoring SIGTERM")
+        while True:
+            time.sleep(0.1)
+    if scenario == "crash":
+        out("Step: Resolving dependencies")
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    delay = 0.5 if scenario == "slow" else 0.01
+    packages = ["core-crm", "sales-ext", "service-ext", "integrations"]
+    out("Step: Fetching packages", delay)
+    for index, package in enumerate(packages, start=1):
+        out(f"[{index}/{len(packages)}] Processing {package}", delay)
+    if scenario == "fail":
+        print("ERROR: Deployment failed: 3 component errors in sales-ext", file=sys.stderr)
+        print("  ApexClass OpportunityService: Variable does not exist: amount", file=sys.stderr)
+        return 1
+    out("Step: Finished")
+    out("Progress: 100%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
