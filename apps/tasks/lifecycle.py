@@ -56,16 +56,28 @@ def backoff_delay(execution: TaskExecution, attempt: int) -> float:
     return min(execution.backoff_max_seconds, execution.backoff_seconds * 2 ** max(0, attempt - 1))
 
 
-def _fail_or_retry(execution: TaskExecution, message: str, stack: str, retryable: bool) -> str:
+def _fail_or_retry(
+    execution: TaskExecution,
+    message: str,
+    stack: str,
+    retryable: bool,
+    *,
+    engine_schedules_retries: bool = False,
+) -> str:
     error = {"message": message, "stack": stack}
     if retryable and execution.attempts < execution.max_attempts:
-        delay = backoff_delay(execution, execution.attempts)
+        # The database backend schedules the retry itself; an engine (Hatchet) schedules its own.
+        available_at = (
+            None
+            if engine_schedules_retries
+            else timezone.now() + timedelta(seconds=backoff_delay(execution, execution.attempts))
+        )
         _move(
             execution.operation_id,
             from_statuses=[TaskStatus.ACTIVE],
             to=TaskStatus.PENDING,
             error=error,
-            available_at=timezone.now() + timedelta(seconds=delay),
+            available_at=available_at,
             lease_expires_at=None,
             worker_id="",
         )
@@ -167,9 +179,36 @@ class AttemptOutcome:
     extra: dict = field(default_factory=dict)
 
 
+def begin_engine_attempt(
+    *, operation_id: str, worker_id: str, attempt_number: int
+) -> TaskExecution | None:
+    """An engine (Hatchet) started attempt `attempt_number` (1-based) of an execution.
+
+    Returns the execution, or None when it was cancelled or finished meanwhile (the caller then
+    does nothing)."""
+    now = timezone.now()
+    moved = _move(
+        operation_id,
+        from_statuses=[TaskStatus.PENDING, TaskStatus.ACTIVE],
+        to=TaskStatus.ACTIVE,
+        attempts=attempt_number,
+        worker_id=worker_id,
+        error=None,
+    )
+    if not moved:
+        return None
+    TaskExecution.objects.filter(pk=operation_id, started_at__isnull=True).update(started_at=now)
+    return TaskExecution.objects.get(pk=operation_id)
+
+
 @contextmanager
-def attempt(execution: TaskExecution) -> Iterator[AttemptOutcome]:
-    """Run one attempt of a claimed execution and record how it ended."""
+def attempt(
+    execution: TaskExecution, *, engine_schedules_retries: bool = False
+) -> Iterator[AttemptOutcome]:
+    """Run one attempt of an execution and record how it ended.
+
+    With `engine_schedules_retries` (Hatchet), a failure that will be retried leaves the
+    execution pending without a time: the engine decides when the next attempt starts."""
     outcome = AttemptOutcome()
     try:
         yield outcome
@@ -177,11 +216,23 @@ def attempt(execution: TaskExecution) -> Iterator[AttemptOutcome]:
         _move(execution.operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.CANCELLED)
         outcome.status = TaskStatus.CANCELLED
     except TaskFailed as failed:
-        outcome.status = _fail_or_retry(execution, failed.message, failed.stack, failed.retryable)
+        outcome.status = _fail_or_retry(
+            execution,
+            failed.message,
+            failed.stack,
+            failed.retryable,
+            engine_schedules_retries=engine_schedules_retries,
+        )
+        outcome.extra["error"] = failed
     except Exception as error:  # noqa: BLE001 - any crash of task code is a failed attempt
         outcome.status = _fail_or_retry(
-            execution, f"{type(error).__name__}: {error}", traceback.format_exc(), retryable=True
+            execution,
+            f"{type(error).__name__}: {error}",
+            traceback.format_exc(),
+            retryable=True,
+            engine_schedules_retries=engine_schedules_retries,
         )
+        outcome.extra["error"] = error
     else:
         _move(
             execution.operation_id,
