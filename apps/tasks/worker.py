@@ -23,6 +23,8 @@ from apps.tasks.catalogue import operation
 from apps.tasks.execution import AttemptContext, attempt_context
 from apps.tasks.models import DispatchState, TaskExecution
 
+NOTIFY_CHANNEL = "sfp_tasks"
+
 logger = structlog.get_logger("sfpserver.worker")
 
 
@@ -46,6 +48,7 @@ class Worker:
         self.poll_interval = poll_interval or settings.SFP_WORKER_POLL_INTERVAL
         self.lease_seconds = lease_seconds or settings.SFP_WORKER_LEASE_SECONDS
         self.stopping = threading.Event()
+        self.wake = threading.Event()  # set by LISTEN/NOTIFY when work is enqueued (PostgreSQL)
         self.in_flight: set[str] = set()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -53,6 +56,9 @@ class Worker:
     # --- lifecycle ---
 
     def start(self) -> None:
+        if connection.vendor == "postgresql":
+            listener = threading.Thread(target=self._listen, name="sfp-worker-listen", daemon=True)
+            listener.start()
         for slot in range(self.slots):
             thread = threading.Thread(
                 target=self._slot_loop, name=f"sfp-worker-slot-{slot}", daemon=True
@@ -64,6 +70,7 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming new work; attempts already running carry on."""
         self.stopping.set()
+        self.wake.set()
 
     def join(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -89,7 +96,10 @@ class Worker:
                     pools=self.pools, worker_id=self.worker_id, lease_seconds=self.lease_seconds
                 )
                 if execution is None:
-                    self.stopping.wait(self.poll_interval)
+                    # Woken at once by a NOTIFY on PostgreSQL; polling covers everything else
+                    # (scheduled runs coming due, retries after their backoff, SQLite).
+                    self.wake.wait(self.poll_interval)
+                    self.wake.clear()
                     continue
                 self._run(execution)
         except Exception:
@@ -139,6 +149,24 @@ class Worker:
             type=execution.type,
             status=status,
         )
+
+    def _listen(self) -> None:
+        """LISTEN for enqueue notifications on a connection of its own and wake idle slots."""
+        import psycopg
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as listening:
+                    listening.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self.stopping.is_set():
+                        for _ in listening.notifies(timeout=1.0, stop_after=1):
+                            self.wake.set()
+            except psycopg.Error:
+                logger.warning("worker.listen_failed", worker_id=self.worker_id)
+                self.stopping.wait(5)
 
     def _heartbeat(self, operation_id: str, context: AttemptContext, stop: threading.Event) -> None:
         try:

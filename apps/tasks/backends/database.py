@@ -7,6 +7,7 @@ retries with backoff, timeouts and cancellation. An attempt whose lease expires 
 killed) is retried by whichever worker notices first.
 """
 
+from django.db import connection
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskResult, TaskResultStatus
 from django.utils import timezone
@@ -34,6 +35,9 @@ class DatabaseBackend(BaseTaskBackend):
         self.validate_task(task)
         operation_id = args[0]
         lifecycle.mark_queued(operation_id, available_at=task.run_after or timezone.now())
+        if connection.vendor == "postgresql" and task.run_after is None:
+            with connection.cursor() as cursor:
+                cursor.execute("NOTIFY sfp_tasks")  # wakes idle workers now, not at their next poll
         return self._result(task, TaskExecution.objects.get(pk=operation_id))
 
     def get_result(self, result_id):
