@@ -262,6 +262,11 @@ def cancel(operation_id: str) -> str:
     return TaskExecution.objects.values_list("status", flat=True).get(pk=operation_id)
 
 
+def finish_recurring(operation_id: str, *, status: str) -> bool:
+    """End a recurring definition (its runs are executions of their own)."""
+    return _move(operation_id, from_statuses=[TaskStatus.PENDING], to=status, next_run_at=None)
+
+
 def record_progress(
     operation_id: str, *, progress: int | None = None, step: str | None = None
 ) -> None:

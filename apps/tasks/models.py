@@ -79,6 +79,16 @@ class TaskExecution(models.Model):
     )
     scheduled_for = models.DateTimeField(null=True, blank=True)
     recurrence = models.JSONField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    runs_started = models.PositiveIntegerField(default=0)
+    recurring_origin = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="recurring_instances",
+        help_text="The recurring definition this run was started from.",
+    )
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )

@@ -33,6 +33,12 @@ def executions_filtered(
     return executions.order_by("-created_at")
 
 
+def latest_recurring_instance(execution: TaskExecution) -> TaskExecution | None:
+    if execution.recurring_origin_id or execution.schedule_type != "recurring":
+        return None
+    return execution.recurring_instances.order_by("-created_at").first()
+
+
 def status_dto(execution: TaskExecution) -> dict:
     return {
         "operationId": execution.operation_id,
@@ -54,6 +60,9 @@ def execution_dto(execution: TaskExecution) -> dict:
         "maxAttempts": execution.max_attempts,
         "scheduleType": execution.schedule_type,
         "scheduledFor": execution.scheduled_for.isoformat() if execution.scheduled_for else None,
+        "recurrence": execution.recurrence,
+        "nextRunAt": execution.next_run_at.isoformat() if execution.next_run_at else None,
+        "recurringOriginId": execution.recurring_origin_id,
         "parentId": execution.parent_id,
         "engineRunId": execution.engine_run_id or None,
         "triggeredBy": {

@@ -5,9 +5,10 @@ enqueues it through django.tasks only after the transaction commits: a rejected 
 enqueues nothing, and an accepted one survives a server restart (it is a row first).
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -25,6 +26,7 @@ from apps.tasks.models import (
     ScheduleType,
     TaskExecution,
     TaskLogLine,
+    TaskStatus,
     TriggerKind,
 )
 from apps.tasks.tasks import DECLARED
@@ -79,6 +81,7 @@ def task_submit(
     schedule_type: str = ScheduleType.IMMEDIATE,
     scheduled_for: datetime | None = None,
     retry_config: dict | None = None,
+    recurrence_config: dict | None = None,
     request: HttpRequest | None = None,
 ) -> TaskExecution:
     op = operation(type)
@@ -96,12 +99,20 @@ def task_submit(
             )
     declared = DECLARED[type]
     retries, backoff, backoff_max = _retry_policy(declared, retry_config)
-    if schedule_type == ScheduleType.RECURRING:
-        raise InvalidRequest(
-            "scheduleType recurring is not available yet: submit immediate or scheduled tasks",
-            details={"scheduleType": ["immediate or scheduled."]},
-        )
+    recurrence = (
+        _validated_recurrence(recurrence_config)
+        if schedule_type == ScheduleType.RECURRING
+        else None
+    )
     run_after = None
+    if (
+        schedule_type == ScheduleType.RECURRING
+        and scheduled_for
+        and scheduled_for <= timezone.now()
+    ):
+        raise InvalidRequest(
+            "scheduledFor must be in the future", details={"scheduledFor": ["Future."]}
+        )
     if schedule_type == ScheduleType.SCHEDULED:
         if scheduled_for is None:
             raise InvalidRequest(
@@ -125,7 +136,9 @@ def task_submit(
             backoff_max_seconds=backoff_max,
             timeout_seconds=declared.timeout_seconds,
             schedule_type=schedule_type,
-            scheduled_for=run_after,
+            scheduled_for=run_after or scheduled_for,
+            recurrence=recurrence,
+            next_run_at=(scheduled_for or timezone.now()) if recurrence else None,
             task_path=declared.module_path,
             **_trigger(actor),
         )
@@ -137,9 +150,102 @@ def task_submit(
             target_id=execution.operation_id,
             after={"type": type, "priority": priority, "scheduleType": schedule_type},
         )
-        prepared = declared.using(priority=PRIORITY_VALUES[priority], run_after=run_after)
-        transaction.on_commit(lambda: prepared.enqueue(execution.operation_id))
+        if recurrence is None:  # a recurring definition is never run itself: its instances are
+            prepared = declared.using(priority=PRIORITY_VALUES[priority], run_after=run_after)
+            transaction.on_commit(lambda: prepared.enqueue(execution.operation_id))
     return execution
+
+
+MIN_RECURRENCE_SECONDS = 1
+
+
+def _validated_recurrence(config: dict | None) -> dict:
+    if not isinstance(config, dict) or "intervalSeconds" not in config:
+        raise InvalidRequest(
+            "recurrenceConfig.intervalSeconds is required for recurring tasks",
+            details={"recurrenceConfig.intervalSeconds": ["Required."]},
+        )
+    interval = config["intervalSeconds"]
+    if not isinstance(interval, int) or not MIN_RECURRENCE_SECONDS <= interval <= 31 * 86400:
+        raise InvalidRequest(
+            "recurrenceConfig.intervalSeconds must be a whole number of seconds up to 31 days",
+            details={"recurrenceConfig.intervalSeconds": ["1..2678400."]},
+        )
+    max_runs = config.get("maxRuns")
+    if max_runs is not None and (not isinstance(max_runs, int) or max_runs < 1):
+        raise InvalidRequest(
+            "recurrenceConfig.maxRuns must be a positive integer",
+            details={"recurrenceConfig.maxRuns": ["Positive integer."]},
+        )
+    return {"intervalSeconds": interval, "maxRuns": max_runs}
+
+
+def recurring_spawn_due() -> int:
+    """Start the runs of recurring definitions that have come due (called by workers).
+
+    A conditional update on `next_run_at` makes each run start exactly once, however many
+    workers call this at the same time; missed runs (all workers down) are skipped, not piled up.
+    """
+    now = timezone.now()
+    spawned = 0
+    due = TaskExecution.objects.filter(
+        schedule_type=ScheduleType.RECURRING,
+        recurring_origin__isnull=True,
+        status=TaskStatus.PENDING,
+        next_run_at__lte=now,
+    )
+    for definition in due:
+        interval = timedelta(seconds=definition.recurrence["intervalSeconds"])
+        following = definition.next_run_at + interval
+        while following <= now:
+            following += interval
+        with transaction.atomic():
+            won = TaskExecution.objects.filter(
+                pk=definition.pk, status=TaskStatus.PENDING, next_run_at=definition.next_run_at
+            ).update(next_run_at=following, runs_started=F("runs_started") + 1)
+            if not won:
+                continue
+            instance = TaskExecution.objects.create(
+                type=definition.type,
+                data=definition.data,
+                priority=definition.priority,
+                pool=definition.pool,
+                max_attempts=definition.max_attempts,
+                backoff_seconds=definition.backoff_seconds,
+                backoff_max_seconds=definition.backoff_max_seconds,
+                timeout_seconds=definition.timeout_seconds,
+                task_path=definition.task_path,
+                recurring_origin=definition,
+                triggered_by_kind=TriggerKind.SCHEDULE,
+                triggered_by_id=definition.operation_id,
+                triggered_by_label=definition.triggered_by_label,
+            )
+            declared = DECLARED[definition.type].using(
+                priority=PRIORITY_VALUES[definition.priority]
+            )
+            transaction.on_commit(lambda d=declared, i=instance: d.enqueue(i.operation_id))
+            max_runs = definition.recurrence.get("maxRuns")
+            if max_runs and definition.runs_started + 1 >= max_runs:
+                lifecycle.finish_recurring(definition.operation_id, status=TaskStatus.COMPLETED)
+        spawned += 1
+    return spawned
+
+
+def task_stop_recurring(
+    *, actor: Principal, execution: TaskExecution, request: HttpRequest | None = None
+) -> None:
+    if execution.schedule_type != ScheduleType.RECURRING or execution.recurring_origin_id:
+        raise InvalidRequest(f"Task {execution.operation_id} is not a recurring task")
+    if not lifecycle.finish_recurring(execution.operation_id, status=TaskStatus.CANCELLED):
+        raise Conflict(f"Recurring task {execution.operation_id} is already {execution.status}")
+    audit_event(
+        "task.recurrence_stopped",
+        principal=actor,
+        request=request,
+        target_type="task",
+        target_id=execution.operation_id,
+        after={"runsStarted": execution.runs_started},
+    )
 
 
 def task_cancel(
@@ -153,7 +259,16 @@ def task_cancel(
     )
     if not (is_own or actor.roles & {"owner", "application"}):
         raise Forbidden("Only owners, application tokens or the submitter can cancel a task")
-    status = lifecycle.cancel(execution.operation_id)
+    if execution.schedule_type == ScheduleType.RECURRING and not execution.recurring_origin_id:
+        # As published: cancelling a recurring task cancels its current run, not the recurrence.
+        running = execution.recurring_instances.exclude(status__in=FINISHED_STATUSES)
+        if not running.exists():
+            raise Conflict(f"Recurring task {execution.operation_id} has no run in progress")
+        status = TaskStatus.CANCELLED
+        for instance in running:
+            status = lifecycle.cancel(instance.operation_id)
+    else:
+        status = lifecycle.cancel(execution.operation_id)
     audit_event(
         "task.cancelled",
         principal=actor,

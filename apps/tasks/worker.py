@@ -22,8 +22,10 @@ from apps.tasks import lifecycle
 from apps.tasks.catalogue import operation
 from apps.tasks.execution import AttemptContext, attempt_context
 from apps.tasks.models import DispatchState, TaskExecution
+from apps.tasks.services import recurring_spawn_due
 
 NOTIFY_CHANNEL = "sfp_tasks"
+RECURRENCE_CHECK_SECONDS = 0.5
 
 logger = structlog.get_logger("sfpserver.worker")
 
@@ -82,13 +84,16 @@ class Worker:
     # --- the loop ---
 
     def _slot_loop(self) -> None:
-        last_reap = 0.0
+        last_reap = last_recurrence = 0.0
         try:
             while not self.stopping.is_set():
                 close_old_connections()
                 if time.monotonic() - last_reap > self.lease_seconds / 2:
                     lifecycle.reap_expired_leases()
                     last_reap = time.monotonic()
+                if time.monotonic() - last_recurrence > RECURRENCE_CHECK_SECONDS:
+                    recurring_spawn_due()
+                    last_recurrence = time.monotonic()
                 if DispatchState.is_paused():
                     self.stopping.wait(self.poll_interval)
                     continue

@@ -76,6 +76,8 @@ EXPECTED = {
     ("DELETE", "sfp/api/tasks/<str:operation_id>"): (ANY, 404),
     ("GET", "sfp/api/tasks/<str:operation_id>/status"): (ANY, 404),
     ("GET", "sfp/api/tasks/<str:operation_id>/result"): (ANY, 404),
+    ("POST", "sfp/api/tasks/<str:operation_id>/stop-recurring"): (OWNER_APPLICATION, 404),
+    ("GET", "sfp/api/tasks/<str:operation_id>/recurring-instances"): (ANY, 404),
     ("GET", "sfp/api/logs/<str:operation_id>"): (("member", "application"), 404),
     ("DELETE", "sfp/api/logs/<str:operation_id>"): (OWNER_APPLICATION, 404),
 }

@@ -51,7 +51,15 @@ def test_members_cannot_start_deployments(member_client, org):
         ({"scheduleType": "scheduled", "scheduledFor": "2001-01-01T00:00:00Z"}, "scheduledFor"),
         ({"retryConfig": {"maxRetries": 99}}, "retryConfig.maxRetries"),
         ({"priority": "urgent"}, "priority"),
-        ({"scheduleType": "recurring"}, "scheduleType"),
+        ({"scheduleType": "recurring"}, "recurrenceConfig.intervalSeconds"),
+        (
+            {"scheduleType": "recurring", "recurrenceConfig": {"intervalSeconds": 0}},
+            "recurrenceConfig.intervalSeconds",
+        ),
+        (
+            {"scheduleType": "recurring", "recurrenceConfig": {"intervalSeconds": 5, "maxRuns": 0}},
+            "recurrenceConfig.maxRuns",
+        ),
     ],
 )
 def test_bad_scheduling_is_refused(owner_client, extra, field):

@@ -239,3 +239,49 @@ def test_logs_by_time_range_and_their_deletion(
     assert member_client.delete(f"/sfp/api/logs/{operation_id}").status_code == 403
     assert app_client.delete(f"/sfp/api/logs/{operation_id}").json() == {"deleted": len(all_lines)}
     assert member_client.get(f"/sfp/api/logs/{operation_id}").status_code == 404
+
+
+def test_recurring_tasks_run_on_their_interval_until_stopped(owner_client, start_worker):
+    start_worker()
+    operation_id = submit(
+        owner_client, "noop", {}, scheduleType="recurring", recurrenceConfig={"intervalSeconds": 1}
+    ).json()["operationId"]
+    deadline = time.monotonic() + 15
+    while (
+        owner_client.get(f"/sfp/api/tasks/{operation_id}/recurring-instances").json()["total"] < 2
+    ):
+        assert time.monotonic() < deadline, "fewer than two runs in 15 s"
+        time.sleep(0.1)
+    stopped = owner_client.post(f"/sfp/api/tasks/{operation_id}/stop-recurring")
+    assert stopped.status_code == 200
+    assert owner_client.get(f"/sfp/api/tasks/{operation_id}/status").json()["status"] == "cancelled"
+    runs = owner_client.get(f"/sfp/api/tasks/{operation_id}/recurring-instances").json()["total"]
+    for item in owner_client.get(f"/sfp/api/tasks/{operation_id}/recurring-instances").json()[
+        "items"
+    ]:
+        wait_for(owner_client, item["operationId"])
+    time.sleep(1.5)
+    assert (
+        owner_client.get(f"/sfp/api/tasks/{operation_id}/recurring-instances").json()["total"]
+        == runs
+    )
+    result = owner_client.get(f"/sfp/api/tasks/{operation_id}/result").json()
+    assert result["status"] == "completed"
+    assert result["result"]["ok"] is True
+    assert owner_client.post(f"/sfp/api/tasks/{operation_id}/stop-recurring").status_code == 409
+
+
+def test_a_recurring_task_with_max_runs_completes_by_itself(owner_client, start_worker):
+    start_worker()
+    operation_id = submit(
+        owner_client,
+        "noop",
+        {},
+        scheduleType="recurring",
+        recurrenceConfig={"intervalSeconds": 1, "maxRuns": 2},
+    ).json()["operationId"]
+    status = wait_for(owner_client, operation_id, timeout=20)
+    assert status["status"] == "completed"
+    assert (
+        owner_client.get(f"/sfp/api/tasks/{operation_id}/recurring-instances").json()["total"] == 2
+    )

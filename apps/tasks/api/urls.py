@@ -9,5 +9,15 @@ urlpatterns = [
     path("tasks/<str:operation_id>", views.TaskView.as_view(), name="task"),
     path("tasks/<str:operation_id>/status", views.TaskStatusView.as_view(), name="task-status"),
     path("tasks/<str:operation_id>/result", views.TaskResultView.as_view(), name="task-result"),
+    path(
+        "tasks/<str:operation_id>/stop-recurring",
+        views.StopRecurringView.as_view(),
+        name="task-stop-recurring",
+    ),
+    path(
+        "tasks/<str:operation_id>/recurring-instances",
+        views.RecurringInstancesView.as_view(),
+        name="task-recurring-instances",
+    ),
     path("logs/<str:operation_id>", views.LogsView.as_view(), name="logs"),
 ]

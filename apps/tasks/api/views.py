@@ -73,6 +73,7 @@ class TasksView(APIView):
             schedule_type=data["scheduleType"],
             scheduled_for=data.get("scheduledFor"),
             retry_config=data.get("retryConfig"),
+            recurrence_config=data.get("recurrenceConfig"),
             request=request._request,
         )
         return Response({"operationId": execution.operation_id, "type": execution.type}, status=201)
@@ -180,7 +181,63 @@ class TaskResultView(APIView):
     )
     def get(self, request: Request, operation_id: str) -> Response:
         execution = selectors.execution_get(operation_id)
+        latest = selectors.latest_recurring_instance(execution)
+        if latest is not None:  # a recurring task's result is its latest run's
+            return Response(selectors.status_dto(latest) | {"result": latest.result})
         return Response(selectors.status_dto(execution) | {"result": execution.result})
+
+
+class StopRecurringView(APIView):
+    allowed_roles = {"POST": ("owner", "application")}
+
+    @extend_schema(
+        operation_id="TasksController_stopRecurringTask",
+        summary="Stop a recurring task (no further runs)",
+        tags=["Tasks"],
+        request=None,
+        responses={
+            200: inline_serializer(
+                "StopRecurringTaskResponse",
+                {"message": serializers.CharField(), "operationId": serializers.CharField()},
+            )
+        },
+    )
+    def post(self, request: Request, operation_id: str) -> Response:
+        execution = selectors.execution_get(operation_id)
+        services.task_stop_recurring(
+            actor=request.auth, execution=execution, request=request._request
+        )
+        return Response({"message": "Recurring task stopped", "operationId": operation_id})
+
+
+class RecurringInstancesView(APIView):
+    allowed_roles = {"GET": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="TasksController_getRecurringInstances",
+        summary="List the runs of a recurring task, newest first",
+        tags=["Tasks"],
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        responses={
+            200: inline_serializer(
+                "RecurringInstances",
+                {
+                    "items": serializers.ListField(child=serializers.DictField()),
+                    "total": serializers.IntegerField(),
+                },
+            )
+        },
+    )
+    def get(self, request: Request, operation_id: str) -> Response:
+        execution = selectors.execution_get(operation_id)
+        limit, offset = limit_offset(request.query_params)
+        instances = execution.recurring_instances.order_by("-created_at")
+        return Response(
+            {
+                "items": [selectors.execution_dto(i) for i in instances[offset : offset + limit]],
+                "total": instances.count(),
+            }
+        )
 
 
 class LogsView(APIView):
