@@ -1,10 +1,14 @@
-"""Console screens for task executions: filters, status, the log, and a cancel action."""
+"""Console screens for task executions: filters, status, the log, and actions to cancel,
+approve or reject a pipeline gate, and retry a failed pipeline step."""
 
 from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
-from apps.tasks import lifecycle
+from apps.accounts.principal import principal_for_user
+from apps.core.exceptions import ServiceError
+from apps.tasks import lifecycle, services
 from apps.tasks.models import FINISHED_STATUSES, DispatchState, TaskExecution, TaskLogLine
+from apps.tasks.pipelines import GATE_TYPE
 
 LOG_LINES_SHOWN = 500
 
@@ -26,7 +30,7 @@ class TaskExecutionAdmin(admin.ModelAdmin):
     list_filter = ("status", "type", "pool", "priority", "triggered_by_kind")
     search_fields = ("operation_id", "type", "triggered_by_label", "engine_run_id")
     date_hierarchy = "created_at"
-    actions = ["cancel_executions"]
+    actions = ["cancel_executions", "approve_gates", "reject_gates", "retry_failed_steps"]
     readonly_fields = ("log",)
     fieldsets = (
         (
@@ -116,6 +120,51 @@ class TaskExecutionAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"Cancellation requested for {cancelled} task(s).", messages.SUCCESS
         )
+
+
+def _decide(modeladmin, request, queryset, approved: bool) -> None:
+    actor = principal_for_user(request.user)
+    decided = 0
+    for gate in queryset.filter(type=GATE_TYPE, status="pending").select_related("parent"):
+        try:
+            services.pipeline_decide(
+                actor=actor, parent=gate.parent, step=gate.step, approved=approved, request=request
+            )
+            decided += 1
+        except ServiceError as refused:
+            modeladmin.message_user(request, refused.message, messages.ERROR)
+    verb = "Approved" if approved else "Rejected"
+    modeladmin.message_user(request, f"{verb} {decided} gate(s).", messages.SUCCESS)
+
+
+@admin.action(description="Approve selected gates")
+def approve_gates(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, approved=True)
+
+
+@admin.action(description="Reject selected gates")
+def reject_gates(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, approved=False)
+
+
+@admin.action(description="Retry selected failed pipeline steps")
+def retry_failed_steps(modeladmin, request, queryset):
+    actor = principal_for_user(request.user)
+    retried = 0
+    for child in queryset.filter(parent__isnull=False).select_related("parent"):
+        try:
+            services.pipeline_retry_step(
+                actor=actor, parent=child.parent, step=child.step, request=request
+            )
+            retried += 1
+        except ServiceError as refused:
+            modeladmin.message_user(request, refused.message, messages.ERROR)
+    modeladmin.message_user(request, f"Retrying {retried} step(s).", messages.SUCCESS)
+
+
+TaskExecutionAdmin.approve_gates = approve_gates
+TaskExecutionAdmin.reject_gates = reject_gates
+TaskExecutionAdmin.retry_failed_steps = retry_failed_steps
 
 
 @admin.register(DispatchState)

@@ -256,10 +256,87 @@ def cancel(operation_id: str) -> str:
         cancel(child.operation_id)
     if _move(operation_id, from_statuses=[TaskStatus.PENDING], to=TaskStatus.CANCELLED):
         return TaskStatus.CANCELLED
+    if execution.type.startswith("pipeline:"):  # no worker runs a pipeline itself: end it here
+        _move(operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.CANCELLED)
+        return TaskStatus.CANCELLED
     TaskExecution.objects.filter(operation_id=operation_id, status=TaskStatus.ACTIVE).update(
         cancel_requested=True
     )
     return TaskExecution.objects.values_list("status", flat=True).get(pk=operation_id)
+
+
+# --- pipelines ------------------------------------------------------------------------------
+
+
+def pipeline_started(operation_id: str) -> bool:
+    return _move(
+        operation_id,
+        from_statuses=[TaskStatus.PENDING],
+        to=TaskStatus.ACTIVE,
+        started_at=timezone.now(),
+    )
+
+
+def pipeline_finished(
+    operation_id: str, *, status: str, result: dict, error: dict | None = None
+) -> bool:
+    return _move(
+        operation_id,
+        from_statuses=[TaskStatus.ACTIVE],
+        to=status,
+        result=result,
+        error=error,
+        progress=100 if status == TaskStatus.COMPLETED else F("progress"),
+    )
+
+
+def pipeline_reopened(operation_id: str) -> bool:
+    """A failed pipeline runs again because one of its steps is being retried."""
+    return _move(
+        operation_id,
+        from_statuses=[TaskStatus.FAILED, TaskStatus.ACTIVE],
+        to=TaskStatus.ACTIVE,
+        error=None,
+        finished_at=None,
+    )
+
+
+def gate_decided(operation_id: str, *, approved: bool, by: str, comment: str = "") -> bool:
+    decision = {
+        "approved": approved,
+        "by": by,
+        "comment": comment,
+        "at": timezone.now().isoformat(),
+    }
+    if approved:
+        return _move(
+            operation_id,
+            from_statuses=[TaskStatus.PENDING],
+            to=TaskStatus.COMPLETED,
+            result=decision,
+            progress=100,
+        )
+    return _move(
+        operation_id,
+        from_statuses=[TaskStatus.PENDING],
+        to=TaskStatus.FAILED,
+        result=decision,
+        error={"message": f"Rejected by {by}" + (f": {comment}" if comment else ""), "stack": ""},
+    )
+
+
+def step_reset_for_retry(operation_id: str) -> bool:
+    return _move(
+        operation_id,
+        from_statuses=[TaskStatus.FAILED, TaskStatus.CANCELLED],
+        to=TaskStatus.PENDING,
+        attempts=0,
+        error=None,
+        finished_at=None,
+        cancel_requested=False,
+        available_at=None,
+        progress=0,
+    )
 
 
 def finish_recurring(operation_id: str, *, status: str) -> bool:

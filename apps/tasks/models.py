@@ -92,6 +92,9 @@ class TaskExecution(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
+    step = models.CharField(
+        max_length=128, blank=True, help_text="The pipeline step this child execution runs."
+    )
     engine_run_id = models.CharField(max_length=64, blank=True)
     task_path = models.CharField(
         max_length=255, help_text="The django.tasks function that runs it."

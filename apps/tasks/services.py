@@ -294,3 +294,90 @@ def task_logs_delete(
         before={"lines": deleted},
     )
     return deleted
+
+
+def pipeline_submit(
+    *,
+    actor: Principal,
+    type: str,
+    data,
+    priority: str = Priority.LOW,
+    request: HttpRequest | None = None,
+) -> TaskExecution:
+    """Accept a pipeline: validate every step's input up front, then let `advance` run it."""
+    from apps.tasks import pipelines
+
+    pipeline = pipelines.definition(type)
+    if not actor.roles & set(pipeline.allowed_roles):
+        raise Forbidden(requires_role_message(pipeline.allowed_roles))
+    validated = pipeline.validate(data)
+    for step in pipeline.steps(validated):
+        for item in operation(step.task_type).orgs(step.data) if step.kind == "task" else []:
+            username = item["ref"]["username"]
+            if not SalesforceOrg.objects.filter(username__iexact=username).exists():
+                raise InvalidRequest(
+                    f"Org {username} is not registered", details={"data.targets": [username]}
+                )
+    with transaction.atomic():
+        parent = TaskExecution.objects.create(
+            type=pipelines.PIPELINE_PREFIX + type,
+            data=validated,
+            priority=priority,
+            task_path="",
+            **_trigger(actor),
+        )
+        audit_event(
+            "pipeline.submitted",
+            principal=actor,
+            request=request,
+            target_type="task",
+            target_id=parent.operation_id,
+            after={"type": type},
+        )
+        transaction.on_commit(lambda: pipelines.advance(parent.operation_id))
+    return parent
+
+
+def pipeline_decide(
+    *,
+    actor: Principal,
+    parent: TaskExecution,
+    step: str | None,
+    approved: bool,
+    comment: str = "",
+    request: HttpRequest | None = None,
+) -> TaskExecution:
+    """An owner approves or rejects the gate a pipeline waits at."""
+    from apps.tasks import pipelines
+
+    if actor.is_token or "owner" not in actor.roles:
+        raise Forbidden(requires_role_message(["owner"]))
+    gate = pipelines.decide_gate(
+        parent=parent, step_name=step, approved=approved, by=actor.user.email, comment=comment
+    )
+    audit_event(
+        "pipeline.gate_approved" if approved else "pipeline.gate_rejected",
+        principal=actor,
+        request=request,
+        target_type="task",
+        target_id=parent.operation_id,
+        after={"step": gate.step, "comment": comment},
+    )
+    return gate
+
+
+def pipeline_retry_step(
+    *, actor: Principal, parent: TaskExecution, step: str, request: HttpRequest | None = None
+) -> TaskExecution:
+    from apps.tasks import pipelines
+
+    child = pipelines.retry_step(parent=parent, step_name=step)
+    audit_event(
+        "pipeline.step_retried",
+        principal=actor,
+        request=request,
+        target_type="task",
+        target_id=parent.operation_id,
+        after={"step": step},
+    )
+    return child

@@ -18,7 +18,7 @@ from django.db import close_old_connections, connection
 from django.utils.module_loading import import_string
 
 from apps.integrations import grants
-from apps.tasks import lifecycle
+from apps.tasks import lifecycle, pipelines
 from apps.tasks.catalogue import operation
 from apps.tasks.execution import AttemptContext, attempt_context
 from apps.tasks.models import DispatchState, TaskExecution
@@ -93,6 +93,7 @@ class Worker:
                     last_reap = time.monotonic()
                 if time.monotonic() - last_recurrence > RECURRENCE_CHECK_SECONDS:
                     recurring_spawn_due()
+                    pipelines.advance_all()
                     last_recurrence = time.monotonic()
                 if DispatchState.is_paused():
                     self.stopping.wait(self.poll_interval)
@@ -148,6 +149,8 @@ class Worker:
                 self.in_flight.discard(execution.operation_id)
             token.var.reset(token)
             close_old_connections()
+        if execution.parent_id:
+            pipelines.advance(execution.parent_id)  # the next steps start now, not at the tick
         logger.info(
             "task.attempt_finished",
             operation_id=execution.operation_id,

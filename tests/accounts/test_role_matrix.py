@@ -78,6 +78,11 @@ EXPECTED = {
     ("GET", "sfp/api/tasks/<str:operation_id>/result"): (ANY, 404),
     ("POST", "sfp/api/tasks/<str:operation_id>/stop-recurring"): (OWNER_APPLICATION, 404),
     ("GET", "sfp/api/tasks/<str:operation_id>/recurring-instances"): (ANY, 404),
+    ("POST", "sfp/api/pipelines"): (OWNER_APPLICATION, 400),
+    ("GET", "sfp/api/pipelines/<str:operation_id>"): (ANY, 404),
+    ("POST", "sfp/api/pipelines/<str:operation_id>/approve"): (OWNER, 404),
+    ("POST", "sfp/api/pipelines/<str:operation_id>/reject"): (OWNER, 404),
+    ("POST", "sfp/api/pipelines/<str:operation_id>/retry"): (OWNER_APPLICATION, 404),
     ("GET", "sfp/api/logs/<str:operation_id>"): (("member", "application"), 404),
     ("DELETE", "sfp/api/logs/<str:operation_id>"): (OWNER_APPLICATION, 404),
 }

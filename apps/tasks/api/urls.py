@@ -20,4 +20,21 @@ urlpatterns = [
         name="task-recurring-instances",
     ),
     path("logs/<str:operation_id>", views.LogsView.as_view(), name="logs"),
+    path("pipelines", views.PipelinesView.as_view(), name="pipelines"),
+    path("pipelines/<str:operation_id>", views.PipelineView.as_view(), name="pipeline"),
+    path(
+        "pipelines/<str:operation_id>/approve",
+        views.PipelineApproveView.as_view(),
+        name="pipeline-approve",
+    ),
+    path(
+        "pipelines/<str:operation_id>/reject",
+        views.PipelineRejectView.as_view(),
+        name="pipeline-reject",
+    ),
+    path(
+        "pipelines/<str:operation_id>/retry",
+        views.PipelineRetryView.as_view(),
+        name="pipeline-retry",
+    ),
 ]

@@ -303,3 +303,157 @@ class _LogBounds(serializers.Serializer):
             "from": serializers.DateTimeField(required=False),
             "to": serializers.DateTimeField(required=False),
         }
+
+
+# --- pipelines ------------------------------------------------------------------------------
+
+
+class SubmitPipelineSerializer(serializers.Serializer):
+    type = serializers.CharField(max_length=64)
+    data = serializers.JSONField()
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.LOW)
+
+
+class GateDecisionSerializer(serializers.Serializer):
+    step = serializers.CharField(max_length=128, required=False)
+    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class RetryStepSerializer(serializers.Serializer):
+    step = serializers.CharField(max_length=128)
+
+
+def _pipeline(operation_id: str):
+    from apps.tasks.pipelines import PIPELINE_PREFIX
+
+    execution = selectors.execution_get(operation_id)
+    if not execution.type.startswith(PIPELINE_PREFIX):
+        raise NotFound(f"Pipeline {operation_id} not found")
+    return execution
+
+
+def _pipeline_dto(execution) -> dict:
+    from apps.tasks.pipelines import steps_dto
+
+    return selectors.execution_dto(execution) | {"steps": steps_dto(execution)}
+
+
+_pipeline_response = inline_serializer(
+    "Pipeline",
+    {
+        "operationId": serializers.CharField(),
+        "status": serializers.CharField(),
+        "steps": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class PipelinesView(APIView):
+    allowed_roles = {"POST": ("owner", "application")}
+
+    @extend_schema(
+        operation_id="PipelinesController_submit",
+        summary="Start a pipeline (e.g. release: dry run, approval per target, deploy)",
+        tags=["Pipelines"],
+        request=SubmitPipelineSerializer,
+        responses={
+            201: inline_serializer(
+                "PipelineSubmitted",
+                {"operationId": serializers.CharField(), "type": serializers.CharField()},
+            )
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(SubmitPipelineSerializer, request.data)
+        parent = services.pipeline_submit(
+            actor=request.auth,
+            type=data["type"],
+            data=data["data"],
+            priority=data["priority"],
+            request=request._request,
+        )
+        return Response({"operationId": parent.operation_id, "type": parent.type}, status=201)
+
+
+class PipelineView(APIView):
+    allowed_roles = {"GET": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="PipelinesController_get",
+        summary="A pipeline with the state of each step",
+        tags=["Pipelines"],
+        responses={200: _pipeline_response},
+    )
+    def get(self, request: Request, operation_id: str) -> Response:
+        return Response(_pipeline_dto(_pipeline(operation_id)))
+
+
+class PipelineGateView(APIView):
+    allowed_roles = {"POST": ("owner",)}
+    approve = True
+
+    @extend_schema(
+        summary="Decide the approval gate a pipeline waits at",
+        tags=["Pipelines"],
+        request=GateDecisionSerializer,
+        responses={200: _pipeline_response},
+    )
+    def post(self, request: Request, operation_id: str) -> Response:
+        parent = _pipeline(operation_id)
+        data = _validated(GateDecisionSerializer, request.data)
+        services.pipeline_decide(
+            actor=request.auth,
+            parent=parent,
+            step=data.get("step"),
+            approved=self.approve,
+            comment=data["comment"],
+            request=request._request,
+        )
+        return Response(_pipeline_dto(selectors.execution_get(operation_id)))
+
+
+class PipelineApproveView(PipelineGateView):
+    approve = True
+
+    @extend_schema(
+        operation_id="PipelinesController_approve",
+        summary="Approve the waiting gate",
+        tags=["Pipelines"],
+        request=GateDecisionSerializer,
+        responses={200: _pipeline_response},
+    )
+    def post(self, request: Request, operation_id: str) -> Response:
+        return super().post(request, operation_id)
+
+
+class PipelineRejectView(PipelineGateView):
+    approve = False
+
+    @extend_schema(
+        operation_id="PipelinesController_reject",
+        summary="Reject the waiting gate (the pipeline fails)",
+        tags=["Pipelines"],
+        request=GateDecisionSerializer,
+        responses={200: _pipeline_response},
+    )
+    def post(self, request: Request, operation_id: str) -> Response:
+        return super().post(request, operation_id)
+
+
+class PipelineRetryView(APIView):
+    allowed_roles = {"POST": ("owner", "application")}
+
+    @extend_schema(
+        operation_id="PipelinesController_retryStep",
+        summary="Retry a failed step alone (completed steps are not redone)",
+        tags=["Pipelines"],
+        request=RetryStepSerializer,
+        responses={200: _pipeline_response},
+    )
+    def post(self, request: Request, operation_id: str) -> Response:
+        parent = _pipeline(operation_id)
+        data = _validated(RetryStepSerializer, request.data)
+        services.pipeline_retry_step(
+            actor=request.auth, parent=parent, step=data["step"], request=request._request
+        )
+        return Response(_pipeline_dto(selectors.execution_get(operation_id)))
