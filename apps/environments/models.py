@@ -1,5 +1,5 @@
 """Environment records: the Salesforce org registry (orgs registered once, shared by every
-repository), with environments and their locks arriving with the environments capability."""
+repository), and the lock queue (resources and their FIFO tickets)."""
 
 from django.db import models
 from django.db.models import Q
@@ -43,3 +43,60 @@ class SalesforceOrg(models.Model):
 
     def __str__(self) -> str:
         return self.username
+
+
+class LockStatus(models.TextChoices):
+    QUEUED = "queued"
+    ACQUIRED = "acquired"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class LockResource(models.Model):
+    """One lockable thing (an environment, a build slot…); its row serialises its queue."""
+
+    repository = models.CharField(max_length=255)
+    resource = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "resource"], name="lock_resource_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.resource}"
+
+
+class LockTicket(models.Model):
+    """A place in a resource's FIFO queue; the one `acquired` ticket holds the lease."""
+
+    resource_row = models.ForeignKey(LockResource, on_delete=models.CASCADE, related_name="tickets")
+    ticket_id = models.UUIDField(unique=True)
+    status = models.CharField(max_length=16, choices=LockStatus.choices, db_index=True)
+    reason = models.CharField(max_length=500, blank=True)
+    lease_duration_seconds = models.PositiveIntegerField()
+    lease_start = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    holder_label = models.CharField(max_length=254, blank=True)
+    holder_user_id = models.CharField(max_length=64, blank=True)
+    holder_token_id = models.CharField(max_length=24, blank=True)
+    holder_operation_id = models.CharField(max_length=32, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # The database itself refuses a second holder.
+            models.UniqueConstraint(
+                fields=["resource_row"],
+                condition=models.Q(status="acquired"),
+                name="lock_one_holder_per_resource",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_row} {self.ticket_id} ({self.status})"

@@ -15,3 +15,6 @@ from sfpserver.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SFP_EMBEDDED_WORKER = False
+
+# One test database per run, so runs side by side (developers, helpers, CI) never collide.
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405

@@ -13,4 +13,16 @@ urlpatterns = [
         views.TestConnectionView.as_view(),
         name="org-test-connection",
     ),
+    path("locks", views.LocksView.as_view(), name="locks"),
+    # Repository identifiers contain "/": the ticket route (with its UUID) is tried first.
+    path(
+        "locks/<path:repository>/<str:resource>/<uuid:ticket_id>",
+        views.LockTicketView.as_view(),
+        name="lock-ticket",
+    ),
+    path(
+        "locks/<path:repository>/<str:resource>",
+        views.ResourceLocksView.as_view(),
+        name="resource-locks",
+    ),
 ]

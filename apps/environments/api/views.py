@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import InvalidRequest
-from apps.environments import selectors, services
+from apps.environments import locks, selectors, services
 
 ANY_ROLE = ("owner", "member", "application")
 OWNER = ("owner",)
@@ -210,3 +210,91 @@ class TestConnectionView(APIView):
         data = _validated(TestConnectionSerializer, request.data)
         org = selectors.org_by_username(data["username"])
         return Response(services.org_test_connection(org=org))
+
+
+# --- lock queue -----------------------------------------------------------------------------
+
+
+class QueueLockSerializer(serializers.Serializer):
+    repository = serializers.CharField(max_length=255)
+    resource = serializers.CharField(max_length=255)
+    leaseDurationSeconds = serializers.IntegerField(min_value=1, max_value=locks.MAX_LEASE_SECONDS)  # noqa: N815
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+_lock = inline_serializer(
+    "LockTicket",
+    {
+        "ticketId": serializers.UUIDField(),
+        "repository": serializers.CharField(),
+        "resource": serializers.CharField(),
+        "status": serializers.ChoiceField(
+            choices=["queued", "acquired", "released", "expired", "cancelled"]
+        ),
+        "queuePosition": serializers.IntegerField(),
+        "leaseStart": serializers.DateTimeField(allow_null=True),
+        "leaseDurationSeconds": serializers.IntegerField(),
+    },
+)
+
+
+class LocksView(APIView):
+    allowed_roles = {"POST": OWNER_APPLICATION}
+
+    @extend_schema(
+        operation_id="MutexController_queueLock",
+        summary="Queue a lock for a resource (returns a ticket; queued if held)",
+        tags=["Locks"],
+        request=QueueLockSerializer,
+        responses={201: _lock},
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(QueueLockSerializer, request.data)
+        ticket = locks.request_lock(
+            holder=locks.Holder.of(request.auth),
+            repository=data["repository"],
+            resource=data["resource"],
+            lease_seconds=data["leaseDurationSeconds"],
+            reason=data["reason"],
+        )
+        return Response(locks.ticket_dto(ticket), status=201)
+
+
+class LockTicketView(APIView):
+    allowed_roles = {"GET": ANY_ROLE, "DELETE": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="MutexController_getLockStatus",
+        summary="Get the status of a lock ticket",
+        tags=["Locks"],
+        responses={200: _lock},
+    )
+    def get(self, request: Request, repository: str, resource: str, ticket_id) -> Response:
+        ticket = locks.ticket_get(repository=repository, resource=resource, ticket_id=ticket_id)
+        return Response(locks.ticket_dto(ticket))
+
+    @extend_schema(
+        operation_id="MutexController_releaseLock",
+        summary="Release a lock (holder, owner or application); a queued ticket is cancelled",
+        tags=["Locks"],
+        responses={200: _lock},
+    )
+    def delete(self, request: Request, repository: str, resource: str, ticket_id) -> Response:
+        ticket = locks.release(
+            repository=repository, resource=resource, ticket_id=ticket_id, principal=request.auth
+        )
+        return Response(locks.ticket_dto(ticket) | {"message": "Lock released successfully"})
+
+
+class ResourceLocksView(APIView):
+    allowed_roles = {"GET": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="MutexController_getLocks",
+        summary="All lock requests for a resource, in queue order",
+        tags=["Locks"],
+        responses={200: _lock},
+    )
+    def get(self, request: Request, repository: str, resource: str) -> Response:
+        tickets = locks.tickets_for(repository=repository, resource=resource)
+        return Response([locks.ticket_dto(t) for t in tickets])

@@ -1,0 +1,253 @@
+"""The lock queue: FIFO tickets per (repository, resource), leases that expire, automatic hand-off.
+
+Locks are rows, not cache keys. Every change to a resource's queue first locks that resource's
+row (`LockResource`, `SELECT … FOR UPDATE`), so concurrent requesters are serialised by the
+database: there is never more than one holder, and tickets are served strictly in the order they
+were taken (their id). When a holder releases, or its lease expires, the next queued ticket
+acquires in the same transaction; expiry is applied by every read or change of the resource and by
+the workers' periodic tick (`expire_due`), so no one has to poll for a hand-off to happen.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.accounts.principal import Principal
+from apps.core.exceptions import Forbidden, InvalidRequest, NotFound
+from apps.core.permissions import requires_role_message
+from apps.environments.models import LockResource, LockStatus, LockTicket
+
+MAX_LEASE_SECONDS = 24 * 3600
+RECENTLY_RELEASED = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who asks for a lock: a person, an application token, or a task (by operation id)."""
+
+    label: str
+    user_id: str = ""
+    token_id: str = ""
+    operation_id: str = ""
+
+    @classmethod
+    def of(cls, principal: Principal) -> "Holder":
+        if principal.is_token:
+            return cls(label=f"token:{principal.token.name}", token_id=principal.token.pk)
+        return cls(label=principal.user.email, user_id=str(principal.user.pk))
+
+    @classmethod
+    def task(cls, operation_id: str, label: str = "") -> "Holder":
+        return cls(label=label or f"task:{operation_id}", operation_id=operation_id)
+
+
+def _resource_row(repository: str, resource: str) -> LockResource:
+    LockResource.objects.get_or_create(repository=repository, resource=resource)
+    return LockResource.objects.select_for_update().get(repository=repository, resource=resource)
+
+
+def _promote_next(row: LockResource, now) -> LockTicket | None:
+    if row.tickets.filter(status=LockStatus.ACQUIRED).exists():
+        return None
+    following = row.tickets.filter(status=LockStatus.QUEUED).order_by("id").first()
+    if following is None:
+        return None
+    following.status = LockStatus.ACQUIRED
+    following.lease_start = now
+    following.expires_at = now + timedelta(seconds=following.lease_duration_seconds)
+    following.save(update_fields=["status", "lease_start", "expires_at", "updated_at"])
+    return following
+
+
+def _settle(row: LockResource) -> None:
+    """Expire a lapsed holder and hand the lock on (call with the resource row locked)."""
+    now = timezone.now()
+    expired = row.tickets.filter(status=LockStatus.ACQUIRED, expires_at__lte=now).update(
+        status=LockStatus.EXPIRED, released_at=now, released_by="lease expired"
+    )
+    if expired or not row.tickets.filter(status=LockStatus.ACQUIRED).exists():
+        _promote_next(row, now)
+
+
+def request_lock(
+    *,
+    holder: Holder,
+    repository: str,
+    resource: str,
+    lease_seconds: int,
+    reason: str = "",
+) -> LockTicket:
+    if not 1 <= lease_seconds <= MAX_LEASE_SECONDS:
+        raise InvalidRequest(
+            f"leaseDurationSeconds must be between 1 and {MAX_LEASE_SECONDS}",
+            details={"leaseDurationSeconds": [f"1..{MAX_LEASE_SECONDS}."]},
+        )
+    with transaction.atomic():
+        row = _resource_row(repository, resource)
+        _settle(row)
+        live = row.tickets.filter(status__in=[LockStatus.QUEUED, LockStatus.ACQUIRED])
+        same_holder = live.filter(
+            Q(holder_label=holder.label)
+            & Q(holder_operation_id=holder.operation_id)
+            & ~Q(holder_label="")
+        ).first()
+        if same_holder is not None:
+            return same_holder  # asking again returns the ticket you have: no self-deadlock
+        ticket = LockTicket.objects.create(
+            resource_row=row,
+            ticket_id=uuid.uuid4(),
+            status=LockStatus.QUEUED,
+            lease_duration_seconds=lease_seconds,
+            reason=reason[:500],
+            holder_label=holder.label,
+            holder_user_id=holder.user_id,
+            holder_token_id=holder.token_id,
+            holder_operation_id=holder.operation_id,
+        )
+        _promote_next(row, timezone.now())
+    ticket.refresh_from_db()
+    return ticket
+
+
+def ticket_get(*, repository: str, resource: str, ticket_id) -> LockTicket:
+    with transaction.atomic():
+        row = (
+            LockResource.objects.select_for_update()
+            .filter(repository=repository, resource=resource)
+            .first()
+        )
+        if row is not None:
+            _settle(row)
+    ticket = LockTicket.objects.filter(
+        resource_row__repository=repository, resource_row__resource=resource, ticket_id=ticket_id
+    ).first()
+    if ticket is None:
+        raise NotFound("Lock not found")
+    return ticket
+
+
+def _may_release(principal: Principal | None, ticket: LockTicket, holder: Holder | None) -> bool:
+    if holder is not None:  # a task or a named holder releasing its own ticket
+        if holder.operation_id:
+            return ticket.holder_operation_id == holder.operation_id
+        return bool(holder.label) and ticket.holder_label == holder.label
+    if principal is None:
+        return False
+    if principal.roles & {"owner", "application"}:
+        return True
+    return bool(ticket.holder_user_id) and ticket.holder_user_id == str(principal.user.pk)
+
+
+def release(
+    *,
+    repository: str,
+    resource: str,
+    ticket_id,
+    principal: Principal | None = None,
+    holder: Holder | None = None,
+    released_by: str = "",
+) -> LockTicket:
+    """Release a held ticket (the next one acquires) or cancel a queued one."""
+    with transaction.atomic():
+        row = (
+            LockResource.objects.select_for_update()
+            .filter(repository=repository, resource=resource)
+            .first()
+        )
+        ticket = (
+            row.tickets.select_for_update().filter(ticket_id=ticket_id).first() if row else None
+        )
+        if ticket is None:
+            raise NotFound("Lock not found")
+        if not _may_release(principal, ticket, holder):
+            raise Forbidden(requires_role_message(["lock holder", "owner", "application"]))
+        now = timezone.now()
+        by = released_by or (holder.label if holder else Holder.of(principal).label)
+        if ticket.status == LockStatus.ACQUIRED:
+            ticket.status = LockStatus.RELEASED
+        elif ticket.status == LockStatus.QUEUED:
+            ticket.status = LockStatus.CANCELLED
+        else:
+            return ticket  # already over: releasing again changes nothing
+        ticket.released_at = now
+        ticket.released_by = by[:254]
+        ticket.save(update_fields=["status", "released_at", "released_by", "updated_at"])
+        _settle(row)
+    return ticket
+
+
+def tickets_for(*, repository: str, resource: str) -> list[LockTicket]:
+    """Queued and acquired tickets, and those released in the last hour, in queue order."""
+    with transaction.atomic():
+        row = (
+            LockResource.objects.select_for_update()
+            .filter(repository=repository, resource=resource)
+            .first()
+        )
+        if row is None:
+            return []
+        _settle(row)
+    since = timezone.now() - RECENTLY_RELEASED
+    return list(
+        LockTicket.objects.filter(resource_row=row)
+        .filter(Q(status__in=[LockStatus.QUEUED, LockStatus.ACQUIRED]) | Q(released_at__gte=since))
+        .order_by("id")
+    )
+
+
+def expire_due() -> int:
+    """Apply lapsed leases everywhere and hand the locks on (workers call this on their tick)."""
+    due = (
+        LockTicket.objects.filter(status=LockStatus.ACQUIRED, expires_at__lte=timezone.now())
+        .values_list("resource_row_id", flat=True)
+        .distinct()
+    )
+    handled = 0
+    for row_id in list(due):
+        with transaction.atomic():
+            row = LockResource.objects.select_for_update().get(pk=row_id)
+            _settle(row)
+        handled += 1
+    return handled
+
+
+def queue_position(ticket: LockTicket) -> int:
+    """0 for the holder, 1.. for queued tickets, None-like -1 when over."""
+    if ticket.status == LockStatus.ACQUIRED:
+        return 0
+    if ticket.status != LockStatus.QUEUED:
+        return -1
+    return (
+        LockTicket.objects.filter(
+            resource_row_id=ticket.resource_row_id, status=LockStatus.QUEUED, id__lt=ticket.id
+        ).count()
+        + 1
+    )
+
+
+def ticket_dto(ticket: LockTicket) -> dict:
+    now = timezone.now()
+    return {
+        "id": ticket.id,
+        "ticketId": str(ticket.ticket_id),
+        "repository": ticket.resource_row.repository,
+        "resource": ticket.resource_row.resource,
+        "status": ticket.status,
+        "queuePosition": queue_position(ticket),
+        "holder": ticket.holder_label,
+        "reason": ticket.reason,
+        "leaseStart": ticket.lease_start.isoformat() if ticket.lease_start else None,
+        "leaseDurationSeconds": ticket.lease_duration_seconds,
+        "expiresAt": ticket.expires_at.isoformat() if ticket.expires_at else None,
+        "expiresInSeconds": max(0, int((ticket.expires_at - now).total_seconds()))
+        if ticket.expires_at and ticket.status == LockStatus.ACQUIRED
+        else None,
+        "releasedAt": ticket.released_at.isoformat() if ticket.released_at else None,
+        "releasedBy": ticket.released_by or None,
+        "createdAt": ticket.created_at.isoformat(),
+        "updatedAt": ticket.updated_at.isoformat(),
+    }
