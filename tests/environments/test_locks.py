@@ -2,7 +2,6 @@
 hand-off on release and on lease expiry, the published roles."""
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
