@@ -1,6 +1,8 @@
 """Environment records: the Salesforce org registry (orgs registered once, shared by every
 repository), and the lock queue (resources and their FIFO tickets)."""
 
+import uuid
+
 from django.db import models
 from django.db.models import Q
 
@@ -100,3 +102,55 @@ class LockTicket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource_row} {self.ticket_id} ({self.status})"
+
+
+class Category(models.TextChoices):
+    DEV = "dev"
+    TEST = "test"
+    SNAPSHOT = "snapshot"
+    RELEASE = "release"
+
+
+class Environment(models.Model):
+    """A repository's environment: an org it deploys to, with a branch, tags and metadata.
+
+    Deleting an environment never touches its org. Its lock is the lock-queue resource
+    `(repository identifier, "env:<name>")`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="environments"
+    )
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    org = models.ForeignKey(
+        SalesforceOrg, null=True, blank=True, on_delete=models.SET_NULL, related_name="environments"
+    )
+    devhub_username = models.CharField(max_length=254, blank=True)
+    branch = models.CharField(max_length=255, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False)
+    orchestration_order = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project__identifier", "orchestration_order", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="environment_name_per_repo"),
+            models.UniqueConstraint(
+                fields=["project", "category"],
+                condition=Q(is_default=True),
+                name="environment_one_default_per_category",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.name}"
+
+    @property
+    def lock_resource(self) -> str:
+        return f"env:{self.name}"

@@ -13,6 +13,33 @@ urlpatterns = [
         views.TestConnectionView.as_view(),
         name="org-test-connection",
     ),
+    path("environments", views.EnvironmentsView.as_view(), name="environments"),
+    path(
+        "environments/orchestration-order",
+        views.OrchestrationOrderView.as_view(),
+        name="environments-orchestration-order",
+    ),
+    path("environments/<uuid:environment_id>", views.EnvironmentView.as_view(), name="environment"),
+    path(
+        "environments/<uuid:environment_id>/metadata",
+        views.EnvironmentMetadataView.as_view(),
+        name="environment-metadata",
+    ),
+    path(
+        "environments/<uuid:environment_id>/lock",
+        views.EnvironmentLockView.as_view(),
+        name="environment-lock",
+    ),
+    path(
+        "environments/<uuid:environment_id>/unlock",
+        views.EnvironmentUnlockView.as_view(),
+        name="environment-unlock",
+    ),
+    path(
+        "environments/<uuid:environment_id>/credentials",
+        views.EnvironmentCredentialsView.as_view(),
+        name="environment-credentials",
+    ),
     path("locks", views.LocksView.as_view(), name="locks"),
     # Repository identifiers contain "/": the ticket route (with its UUID) is tried first.
     path(

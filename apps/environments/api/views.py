@@ -12,7 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import InvalidRequest
-from apps.environments import locks, selectors, services
+from apps.environments import environments, locks, selectors, services
+from apps.environments.models import Category, Environment
 
 ANY_ROLE = ("owner", "member", "application")
 OWNER = ("owner",)
@@ -298,3 +299,325 @@ class ResourceLocksView(APIView):
     def get(self, request: Request, repository: str, resource: str) -> Response:
         tickets = locks.tickets_for(repository=repository, resource=resource)
         return Response([locks.ticket_dto(t) for t in tickets])
+
+
+# --- environments ---------------------------------------------------------------------------
+
+
+class EnvironmentFieldsSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    category = serializers.ChoiceField(choices=Category.choices, required=False)
+    salesforceUsername = serializers.CharField(required=False, allow_null=True, max_length=254)  # noqa: N815
+    devHubUsername = serializers.CharField(required=False, allow_blank=True, max_length=254)  # noqa: N815
+    branch = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    metadata = serializers.DictField(required=False)
+    isActive = serializers.BooleanField(required=False)  # noqa: N815
+    isDefault = serializers.BooleanField(required=False)  # noqa: N815
+    orchestrationOrder = serializers.IntegerField(required=False)  # noqa: N815
+
+
+class CreateEnvironmentSerializer(EnvironmentFieldsSerializer):
+    repositoryIdentifier = serializers.CharField(max_length=255)  # noqa: N815
+    name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
+    category = serializers.ChoiceField(choices=Category.choices)
+
+
+class LockEnvironmentSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    durationMinutes = serializers.IntegerField(min_value=1, max_value=24 * 60, default=30)  # noqa: N815
+    wait = serializers.BooleanField(default=False)
+    waitTimeoutSeconds = serializers.IntegerField(
+        min_value=0, max_value=environments.MAX_WAIT_SECONDS, default=30
+    )
+    authType = serializers.ChoiceField(
+        choices=["accessToken", "sfdxAuthUrl", "none"], default="accessToken"
+    )
+
+
+class UnlockEnvironmentSerializer(serializers.Serializer):
+    ticketId = serializers.UUIDField()  # noqa: N815
+
+
+def environment_dto(environment) -> dict:
+    status = environments.lock_status(environment)
+    current = status["currentLock"] or {}
+    return {
+        "id": str(environment.pk),
+        "repositoryIdentifier": environment.project.identifier,
+        "repositoryName": environment.project.identifier.rsplit("/", 1)[-1],
+        "name": environment.name,
+        "description": environment.description,
+        "category": environment.category,
+        "salesforceUsername": environment.org.username if environment.org else None,
+        "devHubUsername": environment.devhub_username or None,
+        "isActive": environment.is_active,
+        "isDefault": environment.is_default,
+        "isLocked": status["isLocked"],
+        "lockedBy": current.get("lockedBy"),
+        "lockExpiresAt": current.get("expiresAt"),
+        "lockExpiresInSeconds": current.get("expiresInSeconds"),
+        "lockStatus": status,
+        "metadata": environment.metadata,
+        "tags": environment.tags,
+        "branch": environment.branch,
+        "orchestrationOrder": environment.orchestration_order,
+        "createdAt": environment.created_at.isoformat(),
+        "updatedAt": environment.updated_at.isoformat(),
+    }
+
+
+_environment = inline_serializer(
+    "Environment",
+    {
+        "id": serializers.UUIDField(),
+        "name": serializers.CharField(),
+        "category": serializers.CharField(),
+        "lockStatus": serializers.DictField(),
+    },
+)
+
+
+class EnvironmentsView(APIView):
+    allowed_roles = {"GET": ANY_ROLE, "POST": OWNER}
+
+    @extend_schema(
+        operation_id="EnvironmentsController_findAll",
+        summary="Get all environments (grouped by category unless a category is given)",
+        tags=["Environments"],
+        parameters=[
+            OpenApiParameter("repositoryIdentifier", str),
+            OpenApiParameter("category", str, enum=Category.values),
+            OpenApiParameter("isActive", bool),
+            OpenApiParameter("branch", str),
+            OpenApiParameter("tags", str, many=True, description="All must match"),
+        ],
+        responses={200: _environment},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        found = Environment.objects.select_related("project", "org").all()
+        if params.get("repositoryIdentifier"):
+            found = found.filter(project__identifier=params["repositoryIdentifier"])
+        category = params.get("category")
+        if category:
+            if category not in Category.values:
+                raise InvalidRequest(
+                    f"Unknown category {category}", details={"category": Category.values}
+                )
+            found = found.filter(category=category)
+        active = _flag(params, "isActive")
+        if active is not None:
+            found = found.filter(is_active=active)
+        if params.get("branch"):
+            found = found.filter(branch=params["branch"])
+        wanted_tags = [t for value in params.getlist("tags") for t in value.split(",") if t]
+        rows = [e for e in found if set(wanted_tags) <= set(e.tags)]
+        if category:
+            return Response([environment_dto(e) for e in rows])
+        grouped = {c: [] for c in Category.values}
+        for environment in rows:
+            grouped[environment.category].append(environment_dto(environment))
+        return Response(grouped)
+
+    @extend_schema(
+        operation_id="EnvironmentsController_create",
+        summary="Create an environment (repository + org + category)",
+        tags=["Environments"],
+        request=CreateEnvironmentSerializer,
+        responses={201: _environment},
+    )
+    def post(self, request: Request) -> Response:
+        from apps.projects.selectors import project_get
+
+        data = _validated(CreateEnvironmentSerializer, request.data)
+        environment = environments.environment_create(
+            actor=request.auth, project=project_get(data["repositoryIdentifier"]), fields=data,
+            request=request._request,
+        )  # fmt: skip
+        return Response(environment_dto(environment), status=201)
+
+
+class OrchestrationOrderView(APIView):
+    allowed_roles = {"GET": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="EnvironmentsController_getOrchestrationOrder",
+        summary="Environment names of a repository's category in orchestration order",
+        tags=["Environments"],
+        parameters=[
+            OpenApiParameter("repositoryIdentifier", str, required=True),
+            OpenApiParameter("category", str, enum=Category.values, required=True),
+            OpenApiParameter("includeInactive", bool),
+        ],
+        responses={200: serializers.ListField(child=serializers.CharField())},
+    )
+    def get(self, request: Request) -> Response:
+        from apps.projects.selectors import project_get
+
+        params = request.query_params
+        category = params.get("category")
+        if category not in Category.values or not params.get("repositoryIdentifier"):
+            raise InvalidRequest(
+                "repositoryIdentifier and category are required",
+                details={"category": Category.values},
+            )
+        names = environments.orchestration_order(
+            project=project_get(params["repositoryIdentifier"]), category=category,
+            include_inactive=bool(_flag(params, "includeInactive")),
+        )  # fmt: skip
+        return Response(names)
+
+
+class EnvironmentView(APIView):
+    allowed_roles = {"GET": ANY_ROLE, "PUT": OWNER, "DELETE": OWNER}
+
+    @extend_schema(
+        operation_id="EnvironmentsController_findOne",
+        summary="Get an environment with its lock status",
+        tags=["Environments"],
+        responses={200: _environment},
+    )
+    def get(self, request: Request, environment_id) -> Response:
+        return Response(environment_dto(environments.environment_get(environment_id)))
+
+    @extend_schema(
+        operation_id="EnvironmentsController_update",
+        summary="Update an environment",
+        tags=["Environments"],
+        request=EnvironmentFieldsSerializer,
+        responses={200: _environment},
+    )
+    def put(self, request: Request, environment_id) -> Response:
+        environment = environments.environment_get(environment_id)
+        data = _validated(EnvironmentFieldsSerializer, request.data)
+        environments.environment_update(
+            actor=request.auth, environment=environment, fields=data, request=request._request
+        )
+        return Response(environment_dto(environments.environment_get(environment_id)))
+
+    @extend_schema(
+        operation_id="EnvironmentsController_remove",
+        summary="Delete an environment (the org is untouched)",
+        tags=["Environments"],
+        responses={
+            200: inline_serializer("DeleteEnvironment", {"success": serializers.BooleanField()})
+        },
+    )
+    def delete(self, request: Request, environment_id) -> Response:
+        environment = environments.environment_get(environment_id)
+        environments.environment_delete(
+            actor=request.auth, environment=environment, request=request._request
+        )
+        return Response({"success": True})
+
+
+class EnvironmentMetadataView(APIView):
+    allowed_roles = {"PATCH": OWNER_APPLICATION}
+
+    @extend_schema(
+        operation_id="EnvironmentsController_patchMetadata",
+        summary="Merge keys into an environment's metadata (null removes a key)",
+        tags=["Environments"],
+        request=serializers.DictField(),
+        responses={200: _environment},
+    )
+    def patch(self, request: Request, environment_id) -> Response:
+        environment = environments.environment_get(environment_id)
+        if not isinstance(request.data, dict) or not request.data:
+            raise InvalidRequest("Send an object of metadata keys to set (null removes a key)")
+        environments.environment_patch_metadata(
+            actor=request.auth,
+            environment=environment,
+            changes=dict(request.data),
+            request=request._request,
+        )
+        return Response(environment_dto(environments.environment_get(environment_id)))
+
+
+class EnvironmentLockView(APIView):
+    allowed_roles = {"POST": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="EnvironmentsController_lock",
+        summary="Lock an environment (credentials only to the holder, owners and application tokens)",
+        tags=["Environments"],
+        request=LockEnvironmentSerializer,
+        responses={
+            200: inline_serializer(
+                "EnvironmentLock",
+                {"ticketId": serializers.UUIDField(), "status": serializers.CharField()},
+            )
+        },
+    )
+    def post(self, request: Request, environment_id) -> Response:
+        environment = environments.environment_get(environment_id)
+        data = _validated(LockEnvironmentSerializer, request.data)
+        ticket = environments.environment_lock(
+            actor=request.auth, environment=environment, lease_seconds=data["durationMinutes"] * 60,
+            reason=data["reason"], wait_seconds=data["waitTimeoutSeconds"] if data["wait"] else 0,
+        )  # fmt: skip
+        body = {
+            "ticketId": str(ticket.ticket_id), "status": ticket.status,
+            "environmentId": str(environment.pk), "environmentName": environment.name,
+            "duration": data["durationMinutes"], "queuePosition": locks.queue_position(ticket),
+            "salesforceUsername": environment.org.username if environment.org else None,
+        }  # fmt: skip
+        wants_credentials = data["authType"] != "none"
+        if (
+            ticket.status == "acquired"
+            and wants_credentials
+            and request.auth.roles & {"owner", "application"}
+        ):
+            body |= environments.environment_credentials(
+                actor=request.auth, environment=environment, ticket_id=ticket.ticket_id,
+                auth_type=data["authType"], request=request._request,
+            )  # fmt: skip
+        return Response(body)
+
+
+class EnvironmentCredentialsView(APIView):
+    allowed_roles = {"GET": OWNER_APPLICATION}
+
+    @extend_schema(
+        operation_id="EnvironmentsController_credentials",
+        summary="Credentials of a locked environment, for its lock holder",
+        tags=["Environments"],
+        parameters=[
+            OpenApiParameter("ticketId", str, required=True),
+            OpenApiParameter("authType", str, enum=["accessToken", "sfdxAuthUrl"]),
+        ],
+        responses={200: serializers.DictField()},
+    )
+    def get(self, request: Request, environment_id) -> Response:
+        environment = environments.environment_get(environment_id)
+        ticket_id = request.query_params.get("ticketId")
+        if not ticket_id:
+            raise InvalidRequest("ticketId is required", details={"ticketId": ["Required."]})
+        return Response(
+            environments.environment_credentials(
+                actor=request.auth, environment=environment, ticket_id=ticket_id,
+                auth_type=request.query_params.get("authType", "accessToken"),
+                request=request._request,
+            )
+        )  # fmt: skip
+
+
+class EnvironmentUnlockView(APIView):
+    allowed_roles = {"POST": ANY_ROLE}
+
+    @extend_schema(
+        operation_id="EnvironmentsController_unlock",
+        summary="Release an environment's lock by ticket",
+        tags=["Environments"],
+        request=UnlockEnvironmentSerializer,
+        responses={200: _lock},
+    )
+    def post(self, request: Request, environment_id) -> Response:
+        environment = environments.environment_get(environment_id)
+        data = _validated(UnlockEnvironmentSerializer, request.data)
+        ticket = locks.release(
+            repository=environment.project.identifier, resource=environment.lock_resource,
+            ticket_id=data["ticketId"], principal=request.auth,
+        )  # fmt: skip
+        return Response(locks.ticket_dto(ticket))
