@@ -27,44 +27,44 @@ class _Repository(serializers.Serializer):
 
 class BuildInput(_Repository):
     devhub = serializers.CharField(max_length=254, help_text="Username of a registered DevHub")
-    buildNumber = serializers.IntegerField(min_value=1, required=False)  # noqa: N815
+    buildNumber = serializers.IntegerField(min_value=1, required=False)
     diffcheck = serializers.BooleanField(default=True)
 
 
 class InstallInput(_Repository):
-    targetOrg = serializers.CharField(max_length=254)  # noqa: N815
-    artifactDir = serializers.CharField(max_length=255, default="artifacts")  # noqa: N815
-    skipIfAlreadyInstalled = serializers.BooleanField(default=True)  # noqa: N815
+    targetOrg = serializers.CharField(max_length=254)
+    artifactDir = serializers.CharField(max_length=255, default="artifacts")
+    skipIfAlreadyInstalled = serializers.BooleanField(default=True)
 
 
 class ValidateInput(_Repository):
-    targetOrg = serializers.CharField(max_length=254)  # noqa: N815
+    targetOrg = serializers.CharField(max_length=254)
     mode = serializers.ChoiceField(
         choices=["thorough", "individual", "ff-release-config"], default="thorough"
     )
 
 
 class ReleaseInput(_Repository):
-    targetOrg = serializers.CharField(max_length=254)  # noqa: N815
-    releaseDefinition = serializers.CharField(max_length=255)  # noqa: N815
-    dryRun = serializers.BooleanField(default=False)  # noqa: N815
+    targetOrg = serializers.CharField(max_length=254)
+    releaseDefinition = serializers.CharField(max_length=255)
+    dryRun = serializers.BooleanField(default=False)
 
 
 class PoolPrepareInput(_Repository):
     devhub = serializers.CharField(max_length=254)
-    poolConfig = serializers.CharField(max_length=255)  # noqa: N815
+    poolConfig = serializers.CharField(max_length=255)
 
 
 class ApexTestsInput(_Repository):
-    targetOrg = serializers.CharField(max_length=254)  # noqa: N815
-    testLevel = serializers.ChoiceField(  # noqa: N815
+    targetOrg = serializers.CharField(max_length=254)
+    testLevel = serializers.ChoiceField(
         choices=["RunLocalTests", "RunAllTestsInOrg", "RunSpecifiedTests"], default="RunLocalTests"
     )
     package = serializers.CharField(max_length=255, required=False)
 
 
 class NoopInput(serializers.Serializer):
-    sleepSeconds = serializers.FloatField(min_value=0, max_value=60, default=0)  # noqa: N815
+    sleepSeconds = serializers.FloatField(min_value=0, max_value=60, default=0)
     fail = serializers.BooleanField(default=False)
 
 

@@ -24,12 +24,12 @@ class UserSerializer(serializers.Serializer):
     """UserDto."""
 
     id = serializers.UUIDField()
-    firstName = serializers.CharField()  # noqa: N815 - published field names
-    lastName = serializers.CharField()  # noqa: N815
+    firstName = serializers.CharField()
+    lastName = serializers.CharField()
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=["owner", "member", "application"], allow_null=True)
     teams = serializers.ListField(child=serializers.CharField())
-    authData = serializers.DictField(required=False)  # noqa: N815
+    authData = serializers.DictField(required=False)
 
 
 class LoginResponseSerializer(serializers.Serializer):
@@ -42,8 +42,8 @@ class LoginResponseSerializer(serializers.Serializer):
 
 class CreateUserSerializer(serializers.Serializer):
     email = serializers.EmailField()
-    firstName = serializers.CharField(required=False, allow_blank=True, max_length=150)  # noqa: N815
-    lastName = serializers.CharField(required=False, allow_blank=True, max_length=150)  # noqa: N815
+    firstName = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    lastName = serializers.CharField(required=False, allow_blank=True, max_length=150)
     team = serializers.SlugField(required=False)
     role = serializers.ChoiceField(choices=TeamRole.choices, default=TeamRole.MEMBER)
     password = serializers.CharField(required=False, trim_whitespace=False, max_length=1024)
@@ -54,8 +54,8 @@ class DeleteUserSerializer(serializers.Serializer):
 
 
 class UpdateUserSerializer(serializers.Serializer):
-    firstName = serializers.CharField(required=False, allow_blank=True, max_length=150)  # noqa: N815
-    lastName = serializers.CharField(required=False, allow_blank=True, max_length=150)  # noqa: N815
+    firstName = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    lastName = serializers.CharField(required=False, allow_blank=True, max_length=150)
     role = serializers.ChoiceField(choices=TeamRole.choices, required=False)
 
 
@@ -88,7 +88,7 @@ class MembershipSerializer(serializers.Serializer):
 
 class CreateTokenSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
-    expiresIn = serializers.IntegerField(  # noqa: N815
+    expiresIn = serializers.IntegerField(
         default=settings.SFP_APP_TOKEN_DEFAULT_DAYS,
         min_value=1,
         max_value=settings.SFP_APP_TOKEN_MAX_DAYS,
@@ -99,12 +99,12 @@ class CreateTokenSerializer(serializers.Serializer):
 class ApplicationTokenSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
-    createdAt = serializers.DateTimeField()  # noqa: N815
-    expiresAt = serializers.DateTimeField()  # noqa: N815
-    lastUsedAt = serializers.DateTimeField(allow_null=True)  # noqa: N815
+    createdAt = serializers.DateTimeField()
+    expiresAt = serializers.DateTimeField()
+    lastUsedAt = serializers.DateTimeField(allow_null=True)
     status = serializers.ChoiceField(choices=["active", "expired", "revoked"])
     last4 = serializers.CharField()
-    createdBy = serializers.EmailField()  # noqa: N815
+    createdBy = serializers.EmailField()
 
 
 class CreatedTokenSerializer(ApplicationTokenSerializer):

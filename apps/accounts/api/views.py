@@ -379,7 +379,7 @@ class TeamSerializer(serializers.Serializer):
     slug = serializers.SlugField()
     name = serializers.CharField()
     description = serializers.CharField()
-    createdAt = serializers.DateTimeField()  # noqa: N815 - published camelCase
+    createdAt = serializers.DateTimeField()
 
 
 class TeamsView(APIView):

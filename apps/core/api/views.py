@@ -17,7 +17,7 @@ from apps.core.renderers import PlainTextRenderer
 
 class HealthCheckResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["up", "down"])
-    latencyMs = serializers.FloatField(required=False)  # noqa: N815 - published camelCase
+    latencyMs = serializers.FloatField(required=False)
     reason = serializers.CharField(required=False)
 
 

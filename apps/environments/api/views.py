@@ -38,11 +38,11 @@ def _flag(params, *names: str) -> bool | None:
 
 
 class RegisterOrgSerializer(serializers.Serializer):
-    sfdxAuthUrl = serializers.CharField(max_length=4096)  # noqa: N815 - published names
-    instanceUrl = serializers.URLField(required=False)  # noqa: N815
+    sfdxAuthUrl = serializers.CharField(max_length=4096)
+    instanceUrl = serializers.URLField(required=False)
     username = serializers.CharField(required=False, max_length=254)
-    isDevHub = serializers.BooleanField(default=False)  # noqa: N815
-    isDefault = serializers.BooleanField(default=False)  # noqa: N815
+    isDevHub = serializers.BooleanField(default=False)
+    isDefault = serializers.BooleanField(default=False)
     metadata = serializers.DictField(required=False)
 
 
@@ -50,17 +50,17 @@ class OrgSerializer(serializers.Serializer):
     """SalesforceOrgDto."""
 
     username = serializers.CharField()
-    instanceUrl = serializers.URLField()  # noqa: N815
-    orgId = serializers.CharField()  # noqa: N815
-    organizationType = serializers.CharField()  # noqa: N815
-    instanceName = serializers.CharField()  # noqa: N815
-    isSandbox = serializers.BooleanField()  # noqa: N815
-    parentProductionUsername = serializers.CharField(allow_null=True)  # noqa: N815
-    isJitRegistration = serializers.BooleanField()  # noqa: N815
-    isDevHub = serializers.BooleanField()  # noqa: N815
-    isDefault = serializers.BooleanField()  # noqa: N815
+    instanceUrl = serializers.URLField()
+    orgId = serializers.CharField()
+    organizationType = serializers.CharField()
+    instanceName = serializers.CharField()
+    isSandbox = serializers.BooleanField()
+    parentProductionUsername = serializers.CharField(allow_null=True)
+    isJitRegistration = serializers.BooleanField()
+    isDevHub = serializers.BooleanField()
+    isDefault = serializers.BooleanField()
     metadata = serializers.DictField()
-    sfdxAuthUrl = serializers.CharField(required=False)  # noqa: N815
+    sfdxAuthUrl = serializers.CharField(required=False)
 
 
 class TestConnectionSerializer(serializers.Serializer):
@@ -219,7 +219,7 @@ class TestConnectionView(APIView):
 class QueueLockSerializer(serializers.Serializer):
     repository = serializers.CharField(max_length=255)
     resource = serializers.CharField(max_length=255)
-    leaseDurationSeconds = serializers.IntegerField(min_value=1, max_value=locks.MAX_LEASE_SECONDS)  # noqa: N815
+    leaseDurationSeconds = serializers.IntegerField(min_value=1, max_value=locks.MAX_LEASE_SECONDS)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
@@ -307,25 +307,25 @@ class ResourceLocksView(APIView):
 class EnvironmentFieldsSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     category = serializers.ChoiceField(choices=Category.choices, required=False)
-    salesforceUsername = serializers.CharField(required=False, allow_null=True, max_length=254)  # noqa: N815
-    devHubUsername = serializers.CharField(required=False, allow_blank=True, max_length=254)  # noqa: N815
+    salesforceUsername = serializers.CharField(required=False, allow_null=True, max_length=254)
+    devHubUsername = serializers.CharField(required=False, allow_blank=True, max_length=254)
     branch = serializers.CharField(required=False, allow_blank=True, max_length=255)
     tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     metadata = serializers.DictField(required=False)
-    isActive = serializers.BooleanField(required=False)  # noqa: N815
-    isDefault = serializers.BooleanField(required=False)  # noqa: N815
-    orchestrationOrder = serializers.IntegerField(required=False)  # noqa: N815
+    isActive = serializers.BooleanField(required=False)
+    isDefault = serializers.BooleanField(required=False)
+    orchestrationOrder = serializers.IntegerField(required=False)
 
 
 class CreateEnvironmentSerializer(EnvironmentFieldsSerializer):
-    repositoryIdentifier = serializers.CharField(max_length=255)  # noqa: N815
+    repositoryIdentifier = serializers.CharField(max_length=255)
     name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
     category = serializers.ChoiceField(choices=Category.choices)
 
 
 class LockEnvironmentSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
-    durationMinutes = serializers.IntegerField(min_value=1, max_value=24 * 60, default=30)  # noqa: N815
+    durationMinutes = serializers.IntegerField(min_value=1, max_value=24 * 60, default=30)
     wait = serializers.BooleanField(default=False)
     waitTimeoutSeconds = serializers.IntegerField(
         min_value=0, max_value=environments.MAX_WAIT_SECONDS, default=30
@@ -336,7 +336,7 @@ class LockEnvironmentSerializer(serializers.Serializer):
 
 
 class UnlockEnvironmentSerializer(serializers.Serializer):
-    ticketId = serializers.UUIDField()  # noqa: N815
+    ticketId = serializers.UUIDField()
 
 
 def environment_dto(environment) -> dict:
@@ -540,7 +540,7 @@ class EnvironmentLockView(APIView):
 
     @extend_schema(
         operation_id="EnvironmentsController_lock",
-        summary="Lock an environment (credentials only to the holder, owners and application tokens)",
+        summary="Lock an environment (credentials only to its holder: owners, application tokens)",
         tags=["Environments"],
         request=LockEnvironmentSerializer,
         responses={

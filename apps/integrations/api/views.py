@@ -21,10 +21,10 @@ _LEGACY_NAMES = {"auth_type": "authType", "is_global": "isGlobal"}
 
 class CreateIntegrationSerializer(serializers.Serializer):
     provider = serializers.ChoiceField(choices=Provider.choices, default=Provider.GITHUB)
-    authType = serializers.ChoiceField(choices=AuthType.choices, default=AuthType.PAT)  # noqa: N815
+    authType = serializers.ChoiceField(choices=AuthType.choices, default=AuthType.PAT)
     credentials = serializers.DictField()
     projects = serializers.ListField(child=serializers.CharField(), required=False)
-    isGlobal = serializers.BooleanField(required=False)  # noqa: N815
+    isGlobal = serializers.BooleanField(required=False)
     config = serializers.DictField(required=False)
 
 
@@ -45,14 +45,14 @@ class RedeemSerializer(serializers.Serializer):
 class IntegrationSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     provider = serializers.ChoiceField(choices=Provider.choices)
-    authType = serializers.ChoiceField(choices=AuthType.choices)  # noqa: N815
-    isGlobal = serializers.BooleanField()  # noqa: N815
+    authType = serializers.ChoiceField(choices=AuthType.choices)
+    isGlobal = serializers.BooleanField()
     projects = serializers.ListField(child=serializers.CharField())
     config = serializers.DictField()
-    credentialFields = serializers.ListField(child=serializers.CharField())  # noqa: N815
-    createdBy = serializers.CharField()  # noqa: N815
-    createdAt = serializers.DateTimeField()  # noqa: N815
-    updatedAt = serializers.DateTimeField()  # noqa: N815
+    credentialFields = serializers.ListField(child=serializers.CharField())
+    createdBy = serializers.CharField()
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
 
 
 _revealed = inline_serializer(

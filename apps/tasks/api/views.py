@@ -23,21 +23,21 @@ class SubmitTaskSerializer(serializers.Serializer):
     )
     data = serializers.JSONField()
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.LOW)
-    scheduleType = serializers.ChoiceField(  # noqa: N815 - published names
+    scheduleType = serializers.ChoiceField(
         choices=ScheduleType.choices, default=ScheduleType.IMMEDIATE
     )
-    scheduledFor = serializers.DateTimeField(required=False)  # noqa: N815
-    retryConfig = serializers.DictField(required=False)  # noqa: N815
-    recurrenceConfig = serializers.DictField(required=False)  # noqa: N815
-    lockDuration = serializers.IntegerField(required=False, min_value=1000, default=300000)  # noqa: N815
+    scheduledFor = serializers.DateTimeField(required=False)
+    retryConfig = serializers.DictField(required=False)
+    recurrenceConfig = serializers.DictField(required=False)
+    lockDuration = serializers.IntegerField(required=False, min_value=1000, default=300000)
 
 
 class TaskStatusSerializer(serializers.Serializer):
-    operationId = serializers.CharField()  # noqa: N815
+    operationId = serializers.CharField()
     type = serializers.CharField()
     status = serializers.ChoiceField(choices=TaskStatus.choices)
     progress = serializers.IntegerField()
-    currentStep = serializers.CharField(allow_null=True)  # noqa: N815
+    currentStep = serializers.CharField(allow_null=True)
     error = serializers.DictField(allow_null=True)
     attempts = serializers.IntegerField()
 
