@@ -180,6 +180,22 @@ def release(
     return ticket
 
 
+def release_all_for_operation(operation_id: str) -> int:
+    """Give up every ticket a task holds or waits with (the task was cancelled)."""
+    released = 0
+    tickets = LockTicket.objects.select_related("resource_row").filter(
+        holder_operation_id=operation_id, status__in=[LockStatus.QUEUED, LockStatus.ACQUIRED]
+    )
+    for ticket in tickets:
+        release(
+            repository=ticket.resource_row.repository, resource=ticket.resource_row.resource,
+            ticket_id=ticket.ticket_id, holder=Holder.task(operation_id),
+            released_by="task cancelled",
+        )  # fmt: skip
+        released += 1
+    return released
+
+
 def tickets_for(*, repository: str, resource: str) -> list[LockTicket]:
     """Queued and acquired tickets, and those released in the last hour, in queue order."""
     with transaction.atomic():

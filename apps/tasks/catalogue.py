@@ -31,8 +31,20 @@ class BuildInput(_Repository):
     diffcheck = serializers.BooleanField(default=True)
 
 
-class InstallInput(_Repository):
-    targetOrg = serializers.CharField(max_length=254)
+class _TargetOrEnvironment(_Repository):
+    """A target org by username, or an environment of the repository (whose lock is then held
+    while the task runs)."""
+
+    targetOrg = serializers.CharField(max_length=254, required=False)
+    environment = serializers.CharField(max_length=120, required=False)
+
+    def validate(self, attrs):
+        if not attrs.get("targetOrg") and not attrs.get("environment"):
+            raise serializers.ValidationError({"targetOrg": ["Give targetOrg or environment."]})
+        return attrs
+
+
+class InstallInput(_TargetOrEnvironment):
     artifactDir = serializers.CharField(max_length=255, default="artifacts")
     skipIfAlreadyInstalled = serializers.BooleanField(default=True)
 
@@ -44,8 +56,7 @@ class ValidateInput(_Repository):
     )
 
 
-class ReleaseInput(_Repository):
-    targetOrg = serializers.CharField(max_length=254)
+class ReleaseInput(_TargetOrEnvironment):
     releaseDefinition = serializers.CharField(max_length=255)
     dryRun = serializers.BooleanField(default=False)
 
@@ -80,6 +91,7 @@ class Operation:
     command: Callable[[dict], list[str]] | None
     orgs: Callable[[dict], list[dict]] = field(default=lambda data: [])
     allowed_roles: tuple[str, ...] = ("owner", "member", "application")
+    locks_environment: bool = False  # holds the environment's lock while it runs
 
     def validate(self, data) -> dict:
         serializer = self.input_serializer(data=data if isinstance(data, dict) else None)
@@ -120,6 +132,7 @@ OPERATIONS: dict[str, Operation] = {
                        *(["--skipifalreadyinstalled"] if d["skipIfAlreadyInstalled"] else [])],
             lambda d: [_org("target", d["targetOrg"])],
             ("owner", "application"),
+            locks_environment=True,
         ),
         Operation(
             "validate",
@@ -136,6 +149,7 @@ OPERATIONS: dict[str, Operation] = {
                        "target", *(["--dryrun"] if d["dryRun"] else [])],
             lambda d: [_org("target", d["targetOrg"])],
             ("owner", "application"),
+            locks_environment=True,
         ),
         Operation(
             "pool-prepare",
@@ -156,6 +170,13 @@ OPERATIONS: dict[str, Operation] = {
         Operation("noop", "Internal: does nothing (benchmarks, smoke tests)", NoopInput, None),
     ]
 }  # fmt: skip
+
+
+def environment_lock_of(op: Operation, data: dict) -> tuple[str, str] | None:
+    """The (repository, resource) lock an execution must hold while it runs, if any."""
+    if op.locks_environment and data.get("environment"):
+        return data["repository"], f"env:{data['environment']}"
+    return None
 
 
 def operation(name: str) -> Operation:

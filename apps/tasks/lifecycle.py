@@ -148,8 +148,13 @@ def renew_lease(*, operation_id: str, worker_id: str, lease_seconds: float) -> L
 
 
 def reap_expired_leases() -> int:
-    """Attempts whose worker stopped renewing (killed, crashed, lost): retry or fail them."""
+    """Attempts whose worker stopped renewing (killed, crashed, lost): retry or fail them.
+    Also ends executions whose cancellation arrived while they were between attempts."""
     reaped = 0
+    for operation_id in TaskExecution.objects.filter(
+        status=TaskStatus.PENDING, cancel_requested=True
+    ).values_list("pk", flat=True):
+        reaped += _move(operation_id, from_statuses=[TaskStatus.PENDING], to=TaskStatus.CANCELLED)
     expired = TaskExecution.objects.filter(
         status=TaskStatus.ACTIVE, lease_expires_at__lt=timezone.now()
     )
@@ -167,6 +172,23 @@ def reap_expired_leases() -> int:
             )
         reaped += 1
     return reaped
+
+
+def wait_for_lock(operation_id: str, *, reason: str, retry_in_seconds: float) -> bool:
+    """A claimed execution whose lock is held elsewhere goes back to the queue, saying why; the
+    claim does not count as an attempt, and its place in the lock's queue is kept."""
+    if TaskExecution.objects.filter(pk=operation_id, cancel_requested=True).exists():
+        return _move(operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.CANCELLED)
+    return _move(
+        operation_id,
+        from_statuses=[TaskStatus.ACTIVE],
+        to=TaskStatus.PENDING,
+        attempts=F("attempts") - 1,
+        current_step=reason[:255],
+        available_at=timezone.now() + timedelta(seconds=retry_in_seconds),
+        lease_expires_at=None,
+        worker_id="",
+    )
 
 
 # --- the attempt ----------------------------------------------------------------------------

@@ -47,8 +47,11 @@ def _release_steps(data: dict) -> list[Step]:
     base = {"repository": data["repository"], "branch": data.get("branch", "main")}
     definition = data["releaseDefinition"]
     steps = []
+    environments = data.get("environments") or {}
     for target in data["targets"]:
         release = base | {"targetOrg": target, "releaseDefinition": definition}
+        # The deploy step holds the target environment's lock, when the target is one.
+        deploy = release | ({"environment": environments[target]} if target in environments else {})
         steps += [
             Step(f"dry-run:{target}", "task", (), "release", release | {"dryRun": True}),
             Step(
@@ -57,7 +60,7 @@ def _release_steps(data: dict) -> list[Step]:
                 (f"dry-run:{target}",),
                 title=f"Approve the release of {definition} to {target}",
             ),
-            Step(f"deploy:{target}", "task", (f"approve:{target}",), "release", release),
+            Step(f"deploy:{target}", "task", (f"approve:{target}",), "release", deploy),
         ]
     return steps
 
@@ -65,6 +68,24 @@ def _release_steps(data: dict) -> list[Step]:
 def _validate_release(data) -> dict:
     if not isinstance(data, dict):
         raise InvalidRequest("data must be an object", details={"data": ["Object."]})
+    environments = {}
+    if data.get("environments") is not None:  # environments of the repository, instead of orgs
+        names = data["environments"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise InvalidRequest(
+                "data.environments must list environment names",
+                details={"data.environments": ["A non-empty list of names."]},
+            )
+        from apps.tasks.services import resolve_environment
+
+        targets = []
+        for name in names:
+            resolved = resolve_environment(
+                None, {"repository": data.get("repository", ""), "environment": name}
+            )
+            targets.append(resolved["targetOrg"])
+            environments[resolved["targetOrg"]] = name
+        data = {k: v for k, v in data.items() if k != "environments"} | {"targets": targets}
     targets = data.get("targets")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
         raise InvalidRequest(
@@ -83,6 +104,7 @@ def _validate_release(data) -> dict:
         "branch": data.get("branch", "main"),
         "releaseDefinition": data["releaseDefinition"],
         "targets": targets,
+        "environments": environments,
     }
 
 

@@ -16,7 +16,8 @@ from apps.accounts.audit import audit_event
 from apps.accounts.principal import Principal
 from apps.core.exceptions import Conflict, Forbidden, InvalidRequest
 from apps.core.permissions import requires_role_message
-from apps.environments.models import SalesforceOrg
+from apps.environments import locks
+from apps.environments.models import Category, Environment, SalesforceOrg
 from apps.tasks import lifecycle
 from apps.tasks.catalogue import operation
 from apps.tasks.models import (
@@ -32,6 +33,32 @@ from apps.tasks.models import (
 from apps.tasks.tasks import DECLARED
 
 MAX_RETRIES = 10
+
+
+def resolve_environment(actor: Principal | None, data: dict) -> dict:
+    """A task aimed at an environment deploys to that environment's org (and holds its lock)."""
+    name = data.get("environment")
+    if not name:
+        return data
+    environment = (
+        Environment.objects.select_related("org")
+        .filter(project__identifier=data["repository"], name=name)
+        .first()
+    )
+    if environment is None:
+        raise InvalidRequest(
+            f"Environment {name} not found in {data['repository']}",
+            details={"data.environment": ["Unknown environment."]},
+        )
+    if environment.org is None:
+        raise InvalidRequest(f"Environment {name} has no registered org")
+    if (
+        actor is not None
+        and environment.category == Category.RELEASE
+        and not actor.roles & {"owner", "application"}
+    ):
+        raise Forbidden(requires_role_message(["owner", "application"]))
+    return data | {"targetOrg": environment.org.username}
 
 
 def _trigger(actor: Principal) -> dict:
@@ -87,7 +114,7 @@ def task_submit(
     op = operation(type)
     if not actor.roles & set(op.allowed_roles):
         raise Forbidden(requires_role_message(op.allowed_roles))
-    validated = op.validate(data)
+    validated = resolve_environment(actor, op.validate(data))
     for item in op.orgs(validated):
         username = item["ref"]["username"]
         if not SalesforceOrg.objects.filter(username__iexact=username).exists():
@@ -269,6 +296,7 @@ def task_cancel(
             status = lifecycle.cancel(instance.operation_id)
     else:
         status = lifecycle.cancel(execution.operation_id)
+    locks.release_all_for_operation(execution.operation_id)  # a cancelled task waits for nothing
     audit_event(
         "task.cancelled",
         principal=actor,

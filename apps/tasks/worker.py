@@ -17,15 +17,18 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils.module_loading import import_string
 
+from apps.environments import locks
+from apps.environments.models import LockStatus
 from apps.integrations import grants
 from apps.tasks import lifecycle, pipelines
-from apps.tasks.catalogue import operation
+from apps.tasks.catalogue import environment_lock_of, operation
 from apps.tasks.execution import AttemptContext, attempt_context
 from apps.tasks.models import DispatchState, TaskExecution
 from apps.tasks.services import recurring_spawn_due
 
 NOTIFY_CHANNEL = "sfp_tasks"
 RECURRENCE_CHECK_SECONDS = 0.5
+LOCK_RECHECK_SECONDS = 1.0
 
 logger = structlog.get_logger("sfpserver.worker")
 
@@ -94,6 +97,7 @@ class Worker:
                 if time.monotonic() - last_recurrence > RECURRENCE_CHECK_SECONDS:
                     recurring_spawn_due()
                     pipelines.advance_all()
+                    locks.expire_due()  # lapsed leases hand their locks on without a poll
                     last_recurrence = time.monotonic()
                 if DispatchState.is_paused():
                     self.stopping.wait(self.poll_interval)
@@ -115,6 +119,9 @@ class Worker:
             connection.close()
 
     def _run(self, execution: TaskExecution) -> None:
+        held_lock = self._acquire_environment_lock(execution)
+        if held_lock is False:
+            return  # it waits for the lock: back in the queue, its status says why
         context = AttemptContext(worker_id=self.worker_id)
         token = attempt_context(context)
         heartbeat_stop = threading.Event()
@@ -145,6 +152,11 @@ class Worker:
                 heartbeat.join()
             if items:
                 grants.grant_end(operation_id=execution.operation_id, reason=str(status))
+            if held_lock:
+                locks.release(
+                    repository=held_lock[0], resource=held_lock[1], ticket_id=held_lock[2],
+                    holder=locks.Holder.task(execution.operation_id), released_by=f"task {status}",
+                )  # fmt: skip
             with self._lock:
                 self.in_flight.discard(execution.operation_id)
             token.var.reset(token)
@@ -157,6 +169,38 @@ class Worker:
             type=execution.type,
             status=status,
         )
+
+    def _acquire_environment_lock(self, execution: TaskExecution):
+        """Hold the environment's lock for the attempt: (repository, resource, ticket) when held,
+        None when the task needs none, False when it must wait (it is requeued with the reason)."""
+        target = environment_lock_of(operation(execution.type), execution.data)
+        if target is None:
+            return None
+        repository, resource = target
+        ticket = locks.request_lock(
+            holder=locks.Holder.task(execution.operation_id),
+            repository=repository,
+            resource=resource,
+            lease_seconds=min(locks.MAX_LEASE_SECONDS, execution.timeout_seconds + 300),
+            reason=f"{execution.type} {execution.operation_id}",
+        )
+        if ticket.status == LockStatus.ACQUIRED:
+            return repository, resource, ticket.ticket_id
+        holder = next(
+            (t for t in locks.tickets_for(repository=repository, resource=resource)
+             if t.status == LockStatus.ACQUIRED),
+            None,
+        )  # fmt: skip
+        held_by = holder.holder_label if holder else "nobody"
+        expires = locks.ticket_dto(holder)["expiresInSeconds"] if holder else 0
+        reason = (
+            f"Waiting for lock {resource} of {repository}: held by {held_by}, "
+            f"position {locks.queue_position(ticket)}, expected wait ~{expires} s"
+        )
+        lifecycle.wait_for_lock(
+            execution.operation_id, reason=reason, retry_in_seconds=LOCK_RECHECK_SECONDS
+        )
+        return False
 
     def _listen(self) -> None:
         """LISTEN for enqueue notifications on a connection of its own and wake idle slots."""
