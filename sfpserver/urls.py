@@ -13,6 +13,7 @@ api_patterns = [
     path("", include("apps.core.api.urls")),
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.integrations.api.urls")),
+    path("", include("apps.projects.api.urls")),
     path("", include("apps.environments.api.urls")),
     path("", include("apps.tasks.api.urls")),
 ]

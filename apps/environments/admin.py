@@ -1,10 +1,12 @@
-"""Console screens for the org registry: identities and flags, the auth URL never shown."""
+"""Console screens for the org registry (the auth URL never shown), environments, and the lock
+board with a force-release action."""
 
 from django.contrib import admin, messages
 
+from apps.accounts.audit import audit_event
 from apps.accounts.principal import principal_for_user
-from apps.environments import services
-from apps.environments.models import SalesforceOrg
+from apps.environments import locks, services
+from apps.environments.models import Environment, LockStatus, LockTicket, SalesforceOrg
 
 
 @admin.register(SalesforceOrg)
@@ -62,3 +64,76 @@ class SalesforceOrgAdmin(admin.ModelAdmin):
             outcome = services.org_test_connection(org=org)
             level = messages.SUCCESS if outcome["success"] else messages.ERROR
             self.message_user(request, f"Org {org.username}: {outcome['message']}", level)
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "project",
+        "category",
+        "org",
+        "branch",
+        "is_active",
+        "is_default",
+        "orchestration_order",
+    )
+    list_filter = ("category", "is_active", "is_default", "project")
+    search_fields = ("name", "project__identifier", "org__username", "branch")
+    autocomplete_fields = ("org",)
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(LockTicket)
+class LockBoardAdmin(admin.ModelAdmin):
+    """The lock board: who holds what, who waits, when leases expire; owners can force-release."""
+
+    list_display = (
+        "resource_row",
+        "status",
+        "holder_label",
+        "reason",
+        "lease_start",
+        "expires_at",
+        "created_at",
+        "released_by",
+    )
+    list_filter = ("status", "resource_row__repository")
+    search_fields = (
+        "resource_row__repository",
+        "resource_row__resource",
+        "holder_label",
+        "ticket_id",
+    )
+    ordering = ("resource_row", "id")
+    actions = ["force_release"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("resource_row")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Force-release selected locks (the next in line acquires)")
+    def force_release(self, request, queryset):
+        actor = principal_for_user(request.user)
+        released = 0
+        for ticket in queryset.filter(status__in=[LockStatus.ACQUIRED, LockStatus.QUEUED]):
+            locks.release(
+                repository=ticket.resource_row.repository, resource=ticket.resource_row.resource,
+                ticket_id=ticket.ticket_id, principal=actor,
+                released_by=f"force-released by {request.user.email}",
+            )  # fmt: skip
+            audit_event(
+                "lock.force_released", principal=actor, request=request, target_type="lock",
+                target_id=str(ticket.ticket_id),
+                before={"status": ticket.status, "holder": ticket.holder_label},
+            )  # fmt: skip
+            released += 1
+        self.message_user(request, f"Released {released} lock(s).", messages.SUCCESS)

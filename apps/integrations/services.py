@@ -17,6 +17,7 @@ from apps.integrations.credential_schemas import validate_credentials
 from apps.integrations.models import Integration
 from apps.integrations.selectors import integrations_in_scope
 from apps.integrations.vault import seal_for, unseal_from
+from apps.projects.selectors import project_exists
 
 
 def _require_person_owner(actor: Principal) -> None:
@@ -30,11 +31,11 @@ def _validate_scope(is_global: bool | None, projects: list[str] | None) -> None:
             "Either isGlobal or projects must be specified (exactly one)",
             details={"isGlobal": ["Either isGlobal or projects."]},
         )
-    if projects:
-        # No project can be onboarded before the projects capability lands, so none exists.
+    unknown = [p for p in projects or [] if not project_exists(p)]
+    if unknown:
         raise InvalidRequest(
-            "Project not found: " + ", ".join(projects),
-            details={"projects": [f"Unknown project {p}." for p in projects]},
+            "Project not found: " + ", ".join(unknown),
+            details={"projects": [f"Unknown project {p}." for p in unknown]},
         )
 
 

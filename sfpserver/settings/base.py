@@ -236,6 +236,8 @@ SPECTACULAR_SETTINGS = {
         "UserRoleEnum": ["owner", "member", "application"],
         "TokenStatusEnum": ["active", "expired", "revoked"],
         "CheckStatusEnum": ["up", "down"],
+        "CredentialAuthTypeEnum": ["accessToken", "sfdxAuthUrl", "none"],
+        "IntegrationAuthTypeEnum": "apps.integrations.models.AuthType",
     },
 }
 

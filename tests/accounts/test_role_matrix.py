@@ -71,6 +71,25 @@ EXPECTED = {
     ("GET", "sfp/api/auth/salesforce/org"): (ANY, 400),
     ("DELETE", "sfp/api/auth/salesforce/org"): (OWNER, 400),
     ("POST", "sfp/api/auth/salesforce/test-connection"): (ANY, 400),
+    ("GET", "sfp/api/projects"): (ANY, 200),
+    ("POST", "sfp/api/projects"): (OWNER, 400),
+    ("GET", "sfp/api/projects/<path:identifier>"): (ANY, 404),
+    ("PATCH", "sfp/api/projects/<path:identifier>"): (OWNER_APPLICATION, 404),
+    ("DELETE", "sfp/api/projects/<path:identifier>"): (OWNER, 404),
+    ("GET", "sfp/api/environments"): (ANY, 200),
+    ("POST", "sfp/api/environments"): (OWNER, 400),
+    ("GET", "sfp/api/environments/orchestration-order"): (ANY, 400),
+    ("GET", "sfp/api/environments/<uuid:environment_id>"): (ANY, 404),
+    ("PUT", "sfp/api/environments/<uuid:environment_id>"): (OWNER, 404),
+    ("DELETE", "sfp/api/environments/<uuid:environment_id>"): (OWNER, 404),
+    ("PATCH", "sfp/api/environments/<uuid:environment_id>/metadata"): (OWNER_APPLICATION, 404),
+    ("POST", "sfp/api/environments/<uuid:environment_id>/lock"): (ANY, 404),
+    ("POST", "sfp/api/environments/<uuid:environment_id>/unlock"): (ANY, 404),
+    ("GET", "sfp/api/environments/<uuid:environment_id>/credentials"): (OWNER_APPLICATION, 404),
+    ("POST", "sfp/api/locks"): (OWNER_APPLICATION, 400),
+    ("GET", "sfp/api/locks/<path:repository>/<str:resource>/<uuid:ticket_id>"): (ANY, 404),
+    ("DELETE", "sfp/api/locks/<path:repository>/<str:resource>/<uuid:ticket_id>"): (ANY, 404),
+    ("GET", "sfp/api/locks/<path:repository>/<str:resource>"): (ANY, 200),
     ("GET", "sfp/api/tasks"): (ANY, 200),
     ("POST", "sfp/api/tasks"): (ANY, 400),
     ("DELETE", "sfp/api/tasks/<str:operation_id>"): (ANY, 404),
@@ -179,6 +198,11 @@ def _probe_path(route: str, caller) -> str:
         .replace("<uuid:integration_id>", "00000000-0000-0000-0000-000000000001")
         .replace("<uuid:grant_id>", "00000000-0000-0000-0000-000000000002")
         .replace("<str:operation_id>", "no-such-task")
+        .replace("<path:identifier>", "no-such/project")
+        .replace("<uuid:environment_id>", "00000000-0000-0000-0000-000000000003")
+        .replace("<path:repository>", "acme/none")
+        .replace("<str:resource>", "nothing")
+        .replace("<uuid:ticket_id>", "00000000-0000-0000-0000-000000000004")
     )
 
 

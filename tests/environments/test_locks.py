@@ -177,3 +177,26 @@ def test_the_database_refuses_a_second_holder():
             resource_row=first.resource_row, ticket_id="00000000-0000-0000-0000-000000000009",
             status=LockStatus.ACQUIRED, lease_duration_seconds=60,
         )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_lock_board_force_releases_and_audits(client, owner_client, app_client, team):
+    from apps.accounts.models import AuditEvent
+    from tests.accounts.factories import DEFAULT_PASSWORD
+
+    held = queue(app_client).json()
+    waiting = queue(owner_client).json()
+    console_owner = make_member(team, TeamRole.OWNER, email="console@example.com")
+    client.login(email=console_owner.email, password=DEFAULT_PASSWORD)
+    board = client.get("/admin/environments/lockticket/")
+    assert board.status_code == 200
+    assert b"acme/app:uat" in board.content
+    pk = LockTicket.objects.get(ticket_id=held["ticketId"]).pk
+    client.post(
+        "/admin/environments/lockticket/", {"action": "force_release", "_selected_action": [pk]}
+    )
+    assert LockTicket.objects.get(ticket_id=held["ticketId"]).status == LockStatus.RELEASED
+    assert LockTicket.objects.get(ticket_id=waiting["ticketId"]).status == LockStatus.ACQUIRED
+    assert AuditEvent.objects.filter(
+        action="lock.force_released", actor_email="console@example.com"
+    ).exists()

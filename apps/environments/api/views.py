@@ -1,5 +1,6 @@
 """The Salesforce org registry on the published paths under `/sfp/api/auth/salesforce/`."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -450,7 +451,7 @@ class OrchestrationOrderView(APIView):
             OpenApiParameter("category", str, enum=Category.values, required=True),
             OpenApiParameter("includeInactive", bool),
         ],
-        responses={200: serializers.ListField(child=serializers.CharField())},
+        responses={200: {"type": "array", "items": {"type": "string"}}},
     )
     def get(self, request: Request) -> Response:
         from apps.projects.selectors import project_get
@@ -519,7 +520,7 @@ class EnvironmentMetadataView(APIView):
         operation_id="EnvironmentsController_patchMetadata",
         summary="Merge keys into an environment's metadata (null removes a key)",
         tags=["Environments"],
-        request=serializers.DictField(),
+        request=OpenApiTypes.OBJECT,
         responses={200: _environment},
     )
     def patch(self, request: Request, environment_id) -> Response:
@@ -587,7 +588,7 @@ class EnvironmentCredentialsView(APIView):
             OpenApiParameter("ticketId", str, required=True),
             OpenApiParameter("authType", str, enum=["accessToken", "sfdxAuthUrl"]),
         ],
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, environment_id) -> Response:
         environment = environments.environment_get(environment_id)

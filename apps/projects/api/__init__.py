@@ -1,0 +1,1 @@
+"""REST endpoints of the projects app: onboarding, reading, patching and removing projects."""
