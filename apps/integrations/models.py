@@ -48,6 +48,9 @@ class Integration(models.Model):
         default=list, help_text="Names of the credential fields (not their values)."
     )
     is_global = models.BooleanField(default=True)
+    projects = models.ManyToManyField(
+        "projects.Project", blank=True, related_name="integrations", help_text="When not global."
+    )
     config = models.JSONField(default=dict, blank=True)
     created_by = models.CharField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -31,11 +31,13 @@ def integration_get(integration_id) -> Integration:
 
 
 def integrations_in_scope(*, provider: str, project: str | None) -> list[Integration]:
-    """Project-scoped integrations first; the global ones are the fallback when none is.
-
-    Project scopes arrive with the projects capability; until then only global ones exist.
-    """
-    return list(integrations_list(provider=provider).filter(is_global=True))
+    """The project's own integrations for the provider; the global ones when it has none."""
+    candidates = integrations_list(provider=provider)
+    if project:
+        scoped = list(candidates.filter(is_global=False, projects__identifier=project))
+        if scoped:
+            return scoped
+    return list(candidates.filter(is_global=True))
 
 
 def integration_dto(integration: Integration) -> dict:
@@ -45,7 +47,7 @@ def integration_dto(integration: Integration) -> dict:
         "provider": integration.provider,
         "authType": integration.auth_type,
         "isGlobal": integration.is_global,
-        "projects": [],
+        "projects": sorted(integration.projects.values_list("identifier", flat=True)),
         "config": integration.config,
         "credentialFields": integration.credential_fields,
         "createdBy": integration.created_by,

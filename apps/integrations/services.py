@@ -17,6 +17,7 @@ from apps.integrations.credential_schemas import validate_credentials
 from apps.integrations.models import Integration
 from apps.integrations.selectors import integrations_in_scope
 from apps.integrations.vault import seal_for, unseal_from
+from apps.projects.models import Project
 from apps.projects.selectors import project_exists
 
 
@@ -44,6 +45,7 @@ def _snapshot(integration: Integration) -> dict:
         "provider": integration.provider,
         "authType": integration.auth_type,
         "isGlobal": integration.is_global,
+        "projects": sorted(integration.projects.values_list("identifier", flat=True)),
         "config": integration.config,
         "credentialFields": integration.credential_fields,
     }
@@ -69,12 +71,14 @@ def integration_create(
         provider=provider,
         auth_type=auth_type,
         credential_fields=sorted(credentials),
-        is_global=True,
+        is_global=bool(is_global),
         config=config,
         created_by=actor.user.email,
     )
     integration.credentials = seal_for(Integration, "credentials", credentials)
     integration.save()
+    if projects:
+        integration.projects.set(Project.objects.filter(identifier__in=projects))
     audit_event(
         "integration.created",
         principal=actor,
@@ -171,7 +175,11 @@ def integration_credentials_read(
             request=request,
             target_type="integration",
             target_id=integration.pk,
-            after={"provider": integration.provider, "project": project, "scope": "global"},
+            after={
+                "provider": integration.provider,
+                "project": project,
+                "scope": "global" if integration.is_global else "project",
+            },
         )
     return [reveal_integration(integration) for integration in found]
 

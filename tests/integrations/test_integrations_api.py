@@ -224,3 +224,37 @@ def test_test_connection_uses_the_stored_credentials(owner_client):
     assert refused.json()["success"] is False
     assert refused.json()["details"] == {"kind": "bad_credentials"}
     assert "ghp_revoked" not in refused.content.decode()
+
+
+def test_project_scoped_integrations_come_before_the_global_fallback(owner_client, app_client):
+    from apps.projects.models import Project
+
+    Project.objects.create(
+        identifier="acme/app", remote_url="https://github.com/acme/app", platform="github"
+    )
+    create_pat(owner_client, token="ghp_global")
+    scoped = owner_client.post(
+        "/sfp/api/integrations",
+        {
+            "provider": "github",
+            "authType": "pat",
+            "projects": ["acme/app"],
+            "credentials": {"token": "ghp_scoped"},
+        },
+        format="json",
+    )
+    assert scoped.status_code == 201
+    assert scoped.json()["projects"] == ["acme/app"]
+    assert scoped.json()["isGlobal"] is False
+    for_project = app_client.post(
+        "/sfp/api/integrations/credentials",
+        {"provider": "github", "project": "acme/app"},
+        format="json",
+    ).json()
+    assert [i["credentials"]["token"] for i in for_project] == ["ghp_scoped"]
+    elsewhere = app_client.post(
+        "/sfp/api/integrations/credentials",
+        {"provider": "github", "project": "acme/other"},
+        format="json",
+    ).json()
+    assert [i["credentials"]["token"] for i in elsewhere] == ["ghp_global"]
