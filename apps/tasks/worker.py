@@ -7,6 +7,7 @@ also reaps expired leases, so a SIGKILLed worker's attempt is retried by the oth
 drains: no new claims, in-flight attempts finish (the caller decides how long to wait).
 """
 
+import functools
 import os
 import socket
 import threading
@@ -15,14 +16,13 @@ import time
 import structlog
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.utils.module_loading import import_string
 
 from apps.environments import locks
 from apps.environments.models import LockStatus
-from apps.integrations import grants
 from apps.tasks import lifecycle, pipelines
+from apps.tasks.attempts import run_attempt
 from apps.tasks.catalogue import environment_lock_of, operation
-from apps.tasks.execution import AttemptContext, attempt_context
+from apps.tasks.execution import AttemptContext
 from apps.tasks.models import DispatchState, TaskExecution
 from apps.tasks.services import recurring_spawn_due
 
@@ -122,36 +122,17 @@ class Worker:
         held_lock = self._acquire_environment_lock(execution)
         if held_lock is False:
             return  # it waits for the lock: back in the queue, its status says why
-        context = AttemptContext(worker_id=self.worker_id)
-        token = attempt_context(context)
-        heartbeat_stop = threading.Event()
-        heartbeat = threading.Thread(
-            target=self._heartbeat,
-            args=(execution.operation_id, context, heartbeat_stop),
-            daemon=True,
-        )
         with self._lock:
             self.in_flight.add(execution.operation_id)
-        items = operation(execution.type).orgs(execution.data)
         status = "failed"
         try:
-            if items:
-                grants.grant_issue(
-                    operation_id=execution.operation_id,
-                    grantee_token_id=f"local:{self.worker_id}",
-                    items=items,
-                    ttl_seconds=execution.timeout_seconds + 600,
-                )
-            heartbeat.start()
-            with lifecycle.attempt(execution) as outcome:
-                outcome.result = import_string(execution.task_path).call(execution.operation_id)
+            outcome = run_attempt(
+                execution,
+                worker_id=self.worker_id,
+                watch=functools.partial(self._heartbeat, execution.operation_id),
+            )
             status = outcome.status
         finally:
-            heartbeat_stop.set()
-            if heartbeat.is_alive():
-                heartbeat.join()
-            if items:
-                grants.grant_end(operation_id=execution.operation_id, reason=str(status))
             if held_lock:
                 locks.release(
                     repository=held_lock[0], resource=held_lock[1], ticket_id=held_lock[2],
@@ -159,16 +140,9 @@ class Worker:
                 )  # fmt: skip
             with self._lock:
                 self.in_flight.discard(execution.operation_id)
-            token.var.reset(token)
             close_old_connections()
         if execution.parent_id:
             pipelines.advance(execution.parent_id)  # the next steps start now, not at the tick
-        logger.info(
-            "task.attempt_finished",
-            operation_id=execution.operation_id,
-            type=execution.type,
-            status=status,
-        )
 
     def _acquire_environment_lock(self, execution: TaskExecution):
         """Hold the environment's lock for the attempt: (repository, resource, ticket) when held,

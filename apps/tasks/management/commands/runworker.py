@@ -1,9 +1,13 @@
 """`manage.py runworker --pool standard|long-running [--slots N]`: run a worker for one pool.
 
-It serves the configured backend (the database backend here), logs which task types it took on,
-and on SIGTERM or Ctrl-C drains: it stops claiming work and lets in-flight attempts finish for
-up to `--drain-seconds` before exiting (a later attempt of anything cut short is retried by
-another worker once its lease expires).
+It serves the configured backend and logs which task types it took on. On the database backend,
+SIGTERM or Ctrl-C drains: it stops claiming work and lets in-flight attempts finish for up to
+`--drain-seconds` before exiting (a later attempt of anything cut short is retried by another
+worker once its lease expires). On the Hatchet backend it starts a hatchet-sdk worker labelled
+with the pool and registering only that pool's task types; the SDK drains by itself on SIGTERM
+(it pauses the worker over the engine's REST API, waits for in-flight tasks, then closes its
+stream), so `--drain-seconds` does not apply: give the process a stop timeout at least as long
+as the longest task of the pool.
 """
 
 import signal
@@ -11,10 +15,11 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.tasks import task_backends
 
 from apps.tasks.models import Pool
 from apps.tasks.tasks import DECLARED
-from apps.tasks.worker import Worker
+from apps.tasks.worker import Worker, default_worker_id
 
 
 class Command(BaseCommand):
@@ -31,16 +36,21 @@ class Command(BaseCommand):
             help="How long in-flight work may take to finish after SIGTERM.",
         )
 
+    def _announce(self, worker_id: str, pool: str, slots: int) -> None:
+        types = sorted(name for name, declared in DECLARED.items() if declared.pool == pool)
+        self.stdout.write(
+            f"Worker {worker_id}: pool {pool}, {slots} slot(s), task types: {', '.join(types)}"
+        )
+        self.stdout.flush()
+
     def handle(
         self, *args, pool: str, slots: int, worker_id: str | None, drain_seconds: float, **options
     ):
+        backend = task_backends["default"]
+        if callable(getattr(backend, "worker_for_pool", None)):
+            return self._run_hatchet(backend, pool, slots, worker_id or default_worker_id())
         worker = Worker(pools=[pool], slots=slots, worker_id=worker_id)
-        types = sorted(name for name, declared in DECLARED.items() if declared.pool == pool)
-        self.stdout.write(
-            f"Worker {worker.worker_id}: pool {pool}, {slots} slot(s), "
-            f"task types: {', '.join(types)}"
-        )
-        self.stdout.flush()
+        self._announce(worker.worker_id, pool, slots)
         stop = threading.Event()
 
         def request_stop(signum, frame):
@@ -62,3 +72,34 @@ class Command(BaseCommand):
             if finished
             else f"Stopped with {len(worker.in_flight)} task(s) still running."
         )
+
+    def _run_hatchet(self, backend, pool: str, slots: int, worker_id: str) -> None:
+        from apps.tasks.backends.hatchet import in_flight
+
+        # Building the worker installs the SDK's own SIGTERM/SIGINT handlers (graceful drain).
+        hatchet_worker = backend.worker_for_pool(pool, slots, worker_id)
+        self._announce(worker_id, pool, slots)
+
+        def announce_then(sdk_handler):
+            def handler(signum, frame):
+                self.stdout.write(
+                    "Draining: no new work; the Hatchet SDK pauses this worker and waits "
+                    f"for {in_flight()} in-flight task(s)"
+                )
+                self.stdout.flush()
+                if callable(sdk_handler):
+                    sdk_handler(signum, frame)
+
+            return handler
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, announce_then(signal.getsignal(sig)))
+        code = 0
+        try:
+            hatchet_worker.start()  # blocks until the SDK has drained and stopped
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        self.stdout.write("Stopped cleanly." if code == 0 else f"Stopped (exit code {code}).")
+        self.stdout.flush()
+        if code:
+            raise SystemExit(code)
