@@ -6,18 +6,12 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from apps.accounts.models import ApplicationToken, TeamRole
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
+from tests.support.clients import bearer
 
 pytestmark = pytest.mark.django_db
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture

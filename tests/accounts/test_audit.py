@@ -18,14 +18,9 @@ from tests.accounts.factories import (
     app_token_for,
     make_member,
 )
+from tests.support.clients import bearer
 
 pytestmark = pytest.mark.django_db
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture

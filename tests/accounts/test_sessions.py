@@ -4,11 +4,11 @@ login throttling."""
 import jwt
 import pytest
 from django.test import override_settings
-from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent, RefreshToken, TeamRole
 from apps.accounts.tokens import issue_access_token
 from tests.accounts.factories import DEFAULT_PASSWORD, TeamFactory, UserFactory, make_member
+from tests.support.clients import bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +22,6 @@ def member():
 
 def login(client, email="dev@example.com", password=DEFAULT_PASSWORD, **extra):
     return client.post(LOGIN, {"email": email, "password": password}, format="json", **extra)
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 def test_login_returns_the_published_shape(api_client, member):

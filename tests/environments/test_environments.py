@@ -4,22 +4,16 @@ release category reserved for owners and tokens, every hand-out audited."""
 
 import pytest
 from django.test import override_settings
-from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent, TeamRole
 from apps.environments.models import Environment
 from apps.projects.models import Project
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
 from tests.integrations.factories import sealed_org
+from tests.support.clients import bearer
 from tests.support.fakes.salesforce import FakeSalesforce
 
 pytestmark = pytest.mark.django_db
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture

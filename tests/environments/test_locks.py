@@ -7,18 +7,12 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from apps.accounts.models import TeamRole
 from apps.environments import locks
 from apps.environments.models import LockStatus, LockTicket
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
+from tests.support.clients import bearer
 
 
 @pytest.fixture

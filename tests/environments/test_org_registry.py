@@ -3,20 +3,14 @@ before anything is stored, auth URLs go only to owners and tokens (audited), one
 
 import pytest
 from django.test import override_settings
-from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent, TeamRole
 from apps.environments.models import SalesforceOrg
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
+from tests.support.clients import bearer
 from tests.support.fakes.salesforce import FakeSalesforce
 
 pytestmark = pytest.mark.django_db
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent, TeamRole
 from apps.core.exceptions import InvalidRequest
@@ -12,18 +11,13 @@ from apps.integrations.grants import grant_end, grant_issue
 from apps.integrations.models import CredentialGrant
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
 from tests.integrations.factories import sealed_integration, sealed_org
+from tests.support.clients import bearer
 
 pytestmark = pytest.mark.django_db
 
 ORG_URL = "force://PlatformCLI::5Aep_grant_refresh@acme.my.salesforce.com"
 GITHUB = {"kind": "integration", "ref": {"provider": "github"}}
 ORG = {"kind": "salesforce_org", "ref": {"username": "ci@acme.org"}}
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture

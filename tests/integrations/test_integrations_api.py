@@ -4,21 +4,15 @@ credentials endpoint (owners and application tokens), and rejected requests stor
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent, TeamRole
 from apps.integrations.models import Integration
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
+from tests.support.clients import bearer
 
 pytestmark = pytest.mark.django_db
 
 PAT = "ghp_planted_pat_0123456789abcdef"
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture

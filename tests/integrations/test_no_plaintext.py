@@ -11,23 +11,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
-from rest_framework.test import APIClient
 
 from apps.accounts.models import TeamRole
 from apps.integrations.grants import grant_issue
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
+from tests.support.clients import bearer
 from tests.support.fakes.salesforce import FakeSalesforce
 
 pytestmark = pytest.mark.django_db
 
 OLD_KEY = "dGVzdC1vbmx5LXZhdWx0LWtleS0zMi1ieXRlcy0hISE="  # the test settings' key
 NEW_KEY = base64.b64encode(b"r" * 32).decode()
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 def database_dump() -> str:

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 from django.db import connection, transaction
-from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent, TeamRole
 from apps.accounts.principal import principal_for_user
@@ -21,16 +20,11 @@ from tests.accounts.factories import (
     make_member,
 )
 from tests.projects.factories import ProjectFactory
+from tests.support.clients import bearer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.projects.urls")]
 
 PROJECTS = "/sfp/api/projects"
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture

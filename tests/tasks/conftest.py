@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from django.test import override_settings
-from rest_framework.test import APIClient
 
 from apps.accounts.models import TeamRole
 from apps.tasks.models import FINISHED_STATUSES, TaskExecution
 from apps.tasks.worker import Worker
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
 from tests.integrations.factories import sealed_org
+from tests.support.clients import bearer
 
 FAKE_SFP = Path(__file__).resolve().parents[1] / "support" / "fake_sfp.py"
 AUTH_URL = "force://PlatformCLI::5Aep_TASK_SECRET_refresh@acme.my.salesforce.com"
@@ -21,12 +21,6 @@ AUTH_URL = "force://PlatformCLI::5Aep_TASK_SECRET_refresh@acme.my.salesforce.com
 def fake_sfp(scenario: str = "success", state: Path | None = None) -> str:
     command = f"{sys.executable} {FAKE_SFP} --scenario {scenario}"
     return command + (f" --state {state}" if state else "")
-
-
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 @pytest.fixture
