@@ -84,6 +84,15 @@ class TaskLog:
     def flush(self) -> None:
         if self.pending:
             TaskLogLine.objects.bulk_create(self.pending)
+            lifecycle.publish_task_event(
+                self.operation_id,
+                "task.log",
+                {"lines": [
+                    {"seq": line.seq, "stream": line.stream, "message": line.message,
+                     "timestamp": line.logged_at.isoformat()}
+                    for line in self.pending
+                ]},
+            )  # fmt: skip
             self.pending = []
         self.last_flush = time.monotonic()
 

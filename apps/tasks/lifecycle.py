@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core.events import publish
 from apps.tasks.models import FINISHED_STATUSES, TaskExecution, TaskStatus
 
 logger = structlog.get_logger("sfpserver.tasks")
@@ -49,7 +50,13 @@ def _move(operation_id: str, *, from_statuses, to: str, **fields) -> bool:
     ).update(status=to, updated_at=now, **fields)
     if moved:
         logger.info("task.status", operation_id=operation_id, status=to)
+        publish_task_event(operation_id, "task.status", {"status": to})
     return bool(moved)
+
+
+def publish_task_event(operation_id: str, event_type: str, payload: dict) -> None:
+    """Live events go to the execution's own group and to the `tasks` feed."""
+    publish([f"task.{operation_id}", "tasks"], event_type, {"operationId": operation_id} | payload)
 
 
 def backoff_delay(execution: TaskExecution, attempt: int) -> float:
@@ -375,6 +382,12 @@ def record_progress(
     if step is not None:
         fields["current_step"] = step[:255]
     if fields:
-        TaskExecution.objects.filter(
+        changed = TaskExecution.objects.filter(
             Q(operation_id=operation_id), Q(status=TaskStatus.ACTIVE)
         ).update(**fields)
+        if changed:
+            publish_task_event(
+                operation_id,
+                "task.progress",
+                {"progress": fields.get("progress"), "currentStep": fields.get("current_step")},
+            )

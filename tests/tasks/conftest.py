@@ -16,6 +16,7 @@ from tests.support.clients import bearer
 
 FAKE_SFP = Path(__file__).resolve().parents[1] / "support" / "fake_sfp.py"
 AUTH_URL = "force://PlatformCLI::5Aep_TASK_SECRET_refresh@acme.my.salesforce.com"
+BUILD_DATA = {"repository": "acme/app", "devhub": "hub@acme.example", "branch": "main"}
 
 
 def fake_sfp(scenario: str = "success", state: Path | None = None) -> str:
