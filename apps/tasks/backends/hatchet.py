@@ -341,5 +341,10 @@ class HatchetBackend(BaseTaskBackend):
             if declared.queue_name == pool
         ]
         return hatchet_client().worker(
-            name, slots=slots, labels={POOL_LABEL: pool}, workflows=workflows
+            name,
+            slots=slots,
+            # hatchet.worker() itself only takes a dict here (and then warns that dicts are
+            # deprecated); the SDK's own signature wins.
+            labels={POOL_LABEL: pool},
+            workflows=workflows,
         )
