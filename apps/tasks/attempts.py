@@ -2,7 +2,8 @@
 
 `run_attempt` issues the credential grant the operation needs, watches for cancellation in a
 thread (the database worker's lease heartbeat, or Hatchet's cancel signal), runs the declared task
-inside `lifecycle.attempt`, and ends the grant with the attempt's status.
+inside `lifecycle.attempt`, and ends the grant with the attempt's status. The environment lock a
+task needs is claimed and released here too (`claim_environment_lock`).
 """
 
 import threading
@@ -11,9 +12,11 @@ from collections.abc import Callable
 import structlog
 from django.utils.module_loading import import_string
 
+from apps.environments import locks
+from apps.environments.models import LockStatus
 from apps.integrations import grants
 from apps.tasks import lifecycle
-from apps.tasks.catalogue import operation
+from apps.tasks.catalogue import environment_lock_of, operation
 from apps.tasks.execution import AttemptContext, attempt_context
 from apps.tasks.models import TaskExecution
 
@@ -71,3 +74,43 @@ def run_attempt(
         status=status,
     )
     return outcome
+
+
+def claim_environment_lock(execution: TaskExecution):
+    """Take the lock of the environment the execution targets, keeping its place in the queue.
+
+    Returns (repository, resource, ticket id) when held, None when the task needs no lock, or —
+    when another holder has it — the reason to show as the execution's current step."""
+    target = environment_lock_of(operation(execution.type), execution.data)
+    if target is None:
+        return None
+    repository, resource = target
+    ticket = locks.request_lock(
+        holder=locks.Holder.task(execution.operation_id),
+        repository=repository,
+        resource=resource,
+        lease_seconds=min(locks.MAX_LEASE_SECONDS, execution.timeout_seconds + 300),
+        reason=f"{execution.type} {execution.operation_id}",
+    )
+    if ticket.status == LockStatus.ACQUIRED:
+        return repository, resource, ticket.ticket_id
+    holder = next(
+        (t for t in locks.tickets_for(repository=repository, resource=resource)
+         if t.status == LockStatus.ACQUIRED),
+        None,
+    )  # fmt: skip
+    expires = locks.ticket_dto(holder)["expiresInSeconds"] if holder else 0
+    return (
+        f"Waiting for lock {resource} of {repository}: "
+        f"held by {holder.holder_label if holder else 'nobody'}, "
+        f"position {locks.queue_position(ticket)}, expected wait ~{expires} s"
+    )
+
+
+def release_environment_lock(execution: TaskExecution, held, status: str) -> None:
+    if held:
+        repository, resource, ticket_id = held
+        locks.release(
+            repository=repository, resource=resource, ticket_id=ticket_id,
+            holder=locks.Holder.task(execution.operation_id), released_by=f"task {status}",
+        )  # fmt: skip

@@ -7,9 +7,11 @@ enqueues nothing, and an accepted one survives a server restart (it is a row fir
 
 from datetime import datetime, timedelta
 
+import structlog
 from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
+from django.tasks import task_backends
 from django.utils import timezone
 
 from apps.accounts.audit import audit_event
@@ -31,6 +33,8 @@ from apps.tasks.models import (
     TriggerKind,
 )
 from apps.tasks.tasks import DECLARED
+
+logger = structlog.get_logger(__name__)
 
 MAX_RETRIES = 10
 
@@ -297,6 +301,7 @@ def task_cancel(
     else:
         status = lifecycle.cancel(execution.operation_id)
     locks.release_all_for_operation(execution.operation_id)  # a cancelled task waits for nothing
+    _cancel_engine_run(execution)
     audit_event(
         "task.cancelled",
         principal=actor,
@@ -306,6 +311,17 @@ def task_cancel(
         after={"status": status},
     )
     return status
+
+
+def _cancel_engine_run(execution: TaskExecution) -> None:
+    """Tell an engine (Hatchet) too; the attempt also sees the database flag on its own."""
+    backend = task_backends["default"]
+    cancel_run = getattr(backend, "cancel_run", None)
+    if execution.engine_run_id and callable(cancel_run):
+        try:
+            cancel_run(execution.engine_run_id)
+        except Exception:  # noqa: BLE001 - the database flag still stops the attempt
+            logger.warning("engine_cancel_failed", operation_id=execution.operation_id)
 
 
 @transaction.atomic

@@ -18,10 +18,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from apps.environments import locks
-from apps.environments.models import LockStatus
 from apps.tasks import lifecycle, pipelines
-from apps.tasks.attempts import run_attempt
-from apps.tasks.catalogue import environment_lock_of, operation
+from apps.tasks.attempts import claim_environment_lock, release_environment_lock, run_attempt
 from apps.tasks.execution import AttemptContext
 from apps.tasks.models import DispatchState, TaskExecution
 from apps.tasks.services import recurring_spawn_due
@@ -133,11 +131,7 @@ class Worker:
             )
             status = outcome.status
         finally:
-            if held_lock:
-                locks.release(
-                    repository=held_lock[0], resource=held_lock[1], ticket_id=held_lock[2],
-                    holder=locks.Holder.task(execution.operation_id), released_by=f"task {status}",
-                )  # fmt: skip
+            release_environment_lock(execution, held_lock, status)
             with self._lock:
                 self.in_flight.discard(execution.operation_id)
             close_old_connections()
@@ -145,36 +139,15 @@ class Worker:
             pipelines.advance(execution.parent_id)  # the next steps start now, not at the tick
 
     def _acquire_environment_lock(self, execution: TaskExecution):
-        """Hold the environment's lock for the attempt: (repository, resource, ticket) when held,
-        None when the task needs none, False when it must wait (it is requeued with the reason)."""
-        target = environment_lock_of(operation(execution.type), execution.data)
-        if target is None:
-            return None
-        repository, resource = target
-        ticket = locks.request_lock(
-            holder=locks.Holder.task(execution.operation_id),
-            repository=repository,
-            resource=resource,
-            lease_seconds=min(locks.MAX_LEASE_SECONDS, execution.timeout_seconds + 300),
-            reason=f"{execution.type} {execution.operation_id}",
-        )
-        if ticket.status == LockStatus.ACQUIRED:
-            return repository, resource, ticket.ticket_id
-        holder = next(
-            (t for t in locks.tickets_for(repository=repository, resource=resource)
-             if t.status == LockStatus.ACQUIRED),
-            None,
-        )  # fmt: skip
-        held_by = holder.holder_label if holder else "nobody"
-        expires = locks.ticket_dto(holder)["expiresInSeconds"] if holder else 0
-        reason = (
-            f"Waiting for lock {resource} of {repository}: held by {held_by}, "
-            f"position {locks.queue_position(ticket)}, expected wait ~{expires} s"
-        )
-        lifecycle.wait_for_lock(
-            execution.operation_id, reason=reason, retry_in_seconds=LOCK_RECHECK_SECONDS
-        )
-        return False
+        """(repository, resource, ticket) when held, None when none is needed, False when the
+        execution must wait: it goes back to the queue with the reason as its current step."""
+        held = claim_environment_lock(execution)
+        if isinstance(held, str):
+            lifecycle.wait_for_lock(
+                execution.operation_id, reason=held, retry_in_seconds=LOCK_RECHECK_SECONDS
+            )
+            return False
+        return held
 
     def _listen(self) -> None:
         """LISTEN for enqueue notifications on a connection of its own and wake idle slots."""

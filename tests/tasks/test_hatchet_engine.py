@@ -272,3 +272,50 @@ def test_the_engines_cancel_stops_a_running_attempt(
     assert status["status"] == "cancelled"
     assert not TaskExecution.objects.get(pk=operation_id).cancel_requested
     assert engine.run(execution.engine_run_id).status == "cancelled"
+
+
+def test_an_install_waits_in_its_slot_for_the_environments_lock(
+    owner_client, org, engine, standard_worker, scenario_file
+):
+    """On Hatchet the engine has given the attempt a slot: it waits there, saying why."""
+    import time as clock
+
+    from apps.environments import locks
+    from apps.environments.models import Environment, LockStatus, LockTicket
+    from apps.projects.models import Project
+
+    project = Project.objects.create(
+        identifier="acme/app", remote_url="https://github.com/acme/app", platform="github"
+    )
+    Environment.objects.create(project=project, name="UAT", category="test", org=org)
+    held = locks.request_lock(
+        holder=locks.Holder(label="someone@example.com"),
+        repository="acme/app",
+        resource="env:UAT",
+        lease_seconds=600,
+    )
+    _use_sfp(scenario_file, "success")
+    operation_id = submit(
+        owner_client, "install", {"repository": "acme/app", "environment": "UAT"}
+    ).json()["operationId"]
+    deadline = clock.monotonic() + 30
+    while not (
+        owner_client.get(f"/sfp/api/tasks/{operation_id}/status").json()["currentStep"] or ""
+    ).startswith("Waiting for lock"):
+        assert clock.monotonic() < deadline
+        clock.sleep(0.1)
+    status = owner_client.get(f"/sfp/api/tasks/{operation_id}/status").json()
+    assert status["currentStep"].startswith(
+        "Waiting for lock env:UAT of acme/app: held by someone@example.com, position 1"
+    )
+    locks.release(
+        repository="acme/app",
+        resource="env:UAT",
+        ticket_id=held.ticket_id,
+        holder=locks.Holder(label="someone@example.com"),
+    )
+    assert wait_for(owner_client, operation_id, timeout=40)["status"] == "completed"
+    deadline = clock.monotonic() + 5
+    while LockTicket.objects.get(holder_operation_id=operation_id).status != LockStatus.RELEASED:
+        assert clock.monotonic() < deadline
+        clock.sleep(0.05)

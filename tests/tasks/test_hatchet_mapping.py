@@ -69,7 +69,7 @@ def test_each_declaration_registers_with_its_policy(task_type):
     assert task.retries == declared.retries
     assert task.backoff_factor == 2.0
     assert task.backoff_max_seconds == int(declared.backoff_max_seconds)
-    assert _seconds(task.timeout) == declared.timeout_seconds
+    assert _seconds(task.timeout) == declared.timeout_seconds + 60
     assert _seconds(task.schedule_timeout) == 24 * 3600
     assert list(task.worker_labels) == ["pool"]
     label = task.worker_labels["pool"]
@@ -84,7 +84,7 @@ def test_a_release_stays_on_the_long_running_pool_with_no_retries():
     task = hatchet_task_for(DECLARED["release"]).to_proto().tasks[0]
     assert task.worker_labels["pool"].str_value == "long-running"
     assert task.retries == 0
-    assert _seconds(task.timeout) == 4 * 3600
+    assert _seconds(task.timeout) == 4 * 3600 + 60
 
 
 def test_using_a_prepared_copy_maps_to_the_same_definition():

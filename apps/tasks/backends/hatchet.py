@@ -60,8 +60,9 @@ from hatchet_sdk.exceptions import RetryAfterException
 from hatchet_sdk.utils.api_auth import create_authorization_header
 from pydantic import BaseModel
 
+from apps.environments import locks
 from apps.tasks import lifecycle
-from apps.tasks.attempts import run_attempt
+from apps.tasks.attempts import claim_environment_lock, release_environment_lock, run_attempt
 from apps.tasks.backends.base import SfpTask
 from apps.tasks.backends.database import DatabaseBackend
 from apps.tasks.execution import AttemptContext
@@ -179,7 +180,10 @@ def _define(hatchet: Hatchet, declared: SfpTask):
         retries=int(declared.retries),
         backoff_factor=BACKOFF_FACTOR,
         backoff_max_seconds=int(declared.backoff_max_seconds),
-        execution_timeout=timedelta(seconds=declared.timeout_seconds),
+        # A minute beyond the CLI's own timeout, so the runner's "Timed out" wins the race.
+        execution_timeout=timedelta(
+            seconds=declared.timeout_seconds + ENGINE_TIMEOUT_MARGIN_SECONDS
+        ),
         schedule_timeout=SCHEDULE_TIMEOUT,
         desired_worker_labels=[
             DesiredWorkerLabel(key=POOL_LABEL, value=declared.queue_name, required=True)
@@ -218,6 +222,10 @@ def _error_message(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {error}" if error else "failed"
 
 
+ENGINE_TIMEOUT_MARGIN_SECONDS = 60
+LOCK_RECHECK_SECONDS = 1.0
+
+
 def run_engine_attempt(declared: SfpTask, operation_id: str, ctx: Context) -> dict:
     """The body of every Hatchet task: one attempt, its outcome told to the engine."""
     worker_id = _registry.worker_name or f"hatchet-{os.getpid()}"
@@ -231,14 +239,29 @@ def run_engine_attempt(declared: SfpTask, operation_id: str, ctx: Context) -> di
         # Hatchet's retries are the declaration's; a run cannot ask for more attempts than that.
         execution.max_attempts = min(execution.max_attempts, int(declared.retries) + 1)
         _registry.in_flight.add(operation_id)
+        held = None
+        status = TaskStatus.FAILED
         try:
+            # The engine gave us a slot: wait in it for the environment's lock, saying why.
+            while isinstance(held := claim_environment_lock(execution), str):
+                lifecycle.record_progress(operation_id, step=held)
+                if (
+                    ctx.is_cancelled
+                    or TaskExecution.objects.filter(pk=operation_id, cancel_requested=True).exists()
+                ):
+                    locks.release_all_for_operation(operation_id)
+                    lifecycle.cancel(operation_id)
+                    return {"cancelled": True}
+                time.sleep(LOCK_RECHECK_SECONDS)
             outcome = run_attempt(
                 execution,
                 worker_id=worker_id,
                 watch=functools.partial(_watch_cancellation, ctx, operation_id),
                 engine_schedules_retries=True,
             )
+            status = outcome.status
         finally:
+            release_environment_lock(execution, held if not isinstance(held, str) else None, status)
             _registry.in_flight.discard(operation_id)
     finally:
         close_old_connections()
