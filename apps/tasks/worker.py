@@ -17,12 +17,10 @@ import structlog
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from apps.environments import locks
-from apps.tasks import lifecycle, pipelines
+from apps.tasks import housekeeping, lifecycle, pipelines
 from apps.tasks.attempts import claim_environment_lock, release_environment_lock, run_attempt
 from apps.tasks.execution import AttemptContext
 from apps.tasks.models import DispatchState, TaskExecution
-from apps.tasks.services import recurring_spawn_due
 
 NOTIFY_CHANNEL = "sfp_tasks"
 RECURRENCE_CHECK_SECONDS = 0.5
@@ -93,9 +91,7 @@ class Worker:
                     lifecycle.reap_expired_leases()
                     last_reap = time.monotonic()
                 if time.monotonic() - last_recurrence > RECURRENCE_CHECK_SECONDS:
-                    recurring_spawn_due()
-                    pipelines.advance_all()
-                    locks.expire_due()  # lapsed leases hand their locks on without a poll
+                    housekeeping.tick()
                     last_recurrence = time.monotonic()
                 if DispatchState.is_paused():
                     self.stopping.wait(self.poll_interval)

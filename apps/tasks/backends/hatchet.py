@@ -61,7 +61,7 @@ from hatchet_sdk.utils.api_auth import create_authorization_header
 from pydantic import BaseModel
 
 from apps.environments import locks
-from apps.tasks import lifecycle
+from apps.tasks import lifecycle, pipelines
 from apps.tasks.attempts import claim_environment_lock, release_environment_lock, run_attempt
 from apps.tasks.backends.base import SfpTask
 from apps.tasks.backends.database import DatabaseBackend
@@ -265,6 +265,8 @@ def run_engine_attempt(declared: SfpTask, operation_id: str, ctx: Context) -> di
             _registry.in_flight.discard(operation_id)
     finally:
         close_old_connections()
+    if execution.parent_id:
+        pipelines.advance(execution.parent_id)  # the next steps start now, not at the tick
     error = outcome.extra.get("error")
     if outcome.status == TaskStatus.PENDING:
         delay = lifecycle.backoff_delay(execution, execution.attempts)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.tasks import task_backends
 
+from apps.tasks import housekeeping
 from apps.tasks.models import Pool
 from apps.tasks.tasks import DECLARED
 from apps.tasks.worker import Worker, default_worker_id
@@ -95,10 +96,14 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, announce_then(signal.getsignal(sig)))
         code = 0
+        stop_housekeeping = threading.Event()
+        housekeeping.run_in_background(stop_housekeeping)
         try:
             hatchet_worker.start()  # blocks until the SDK has drained and stopped
         except SystemExit as exit_:
             code = exit_.code or 0
+        finally:
+            stop_housekeeping.set()
         self.stdout.write("Stopped cleanly." if code == 0 else f"Stopped (exit code {code}).")
         self.stdout.flush()
         if code:
