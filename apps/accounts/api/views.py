@@ -41,18 +41,13 @@ from apps.accounts.tokens import TokenError
 from apps.core.exceptions import Forbidden
 from apps.core.pagination import limit_offset
 from apps.core.permissions import PUBLIC, requires_role_message
+from apps.core.validation import validated
 
 OWNER = (Role.OWNER.value,)
 OWNER_MEMBER = (Role.OWNER.value, Role.MEMBER.value)
 ANY_ROLE = (Role.OWNER.value, Role.MEMBER.value, Role.APPLICATION.value)
 
 _success = inline_serializer("SuccessResponse", {"success": serializers.BooleanField()})
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _session_body(tokens: services.SessionTokens) -> dict:
@@ -106,7 +101,7 @@ class AdminLoginView(PublicAuthView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _validated(AdminLoginSerializer, request.data)
+        data = validated(AdminLoginSerializer, request.data)
         try:
             tokens = services.session_login(
                 email=data["email"], password=data["password"], request=request._request
@@ -128,7 +123,7 @@ class RefreshView(PublicAuthView):
         responses={200: LoginResponseSerializer, 401: OpenApiResponse(description="Refused")},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(RefreshSerializer, request.data)
+        data = validated(RefreshSerializer, request.data)
         try:
             tokens = services.session_refresh(
                 raw_refresh=data["refresh_token"], request=request._request
@@ -148,7 +143,7 @@ class LogoutView(PublicAuthView):
         responses={200: _success, 401: OpenApiResponse(description="Invalid refresh token")},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(RefreshSerializer, request.data)
+        data = validated(RefreshSerializer, request.data)
         try:
             services.session_logout(raw_refresh=data["refresh_token"], request=request._request)
         except services.RefreshFailed as failed:
@@ -172,7 +167,7 @@ class CallbackView(PublicAuthView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _validated(CallbackSerializer, request.data)
+        data = validated(CallbackSerializer, request.data)
         try:
             principal = authenticate_access_token(data["access_token"])
         except TokenError as error:
@@ -271,7 +266,7 @@ class UsersView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _validated(CreateUserSerializer, request.data)
+        data = validated(CreateUserSerializer, request.data)
         if data.get("team"):
             team = selectors.team_by_slug(data["team"])
         else:
@@ -298,7 +293,7 @@ class UsersView(APIView):
         responses={200: _success},
     )
     def delete(self, request: Request) -> Response:
-        data = _validated(DeleteUserSerializer, request.data)
+        data = validated(DeleteUserSerializer, request.data)
         user = selectors.user_by_email(data["email"])
         services.user_delete(actor=request.auth, user=user, request=request._request)
         return Response({"success": True})
@@ -345,7 +340,7 @@ class UserDetailView(APIView):
     )
     def put(self, request: Request, email: str) -> Response:
         user, is_self, team = self._target(request, email)
-        data = _validated(UpdateUserSerializer, request.data)
+        data = validated(UpdateUserSerializer, request.data)
         services.user_update(
             actor=request.auth,
             user=user,
@@ -412,7 +407,7 @@ class TeamsView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _validated(CreateTeamSerializer, request.data)
+        data = validated(CreateTeamSerializer, request.data)
         team = services.team_create(
             actor=request.auth,
             slug=data["slug"],
@@ -491,7 +486,7 @@ class TeamMembersView(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         team = selectors.team_by_slug(slug)
-        data = _validated(AddMemberSerializer, request.data)
+        data = validated(AddMemberSerializer, request.data)
         membership = services.membership_add(
             actor=request.auth,
             team=team,
@@ -538,7 +533,7 @@ class TeamMemberRoleView(APIView):
     )
     def put(self, request: Request, slug: str, email: str) -> Response:
         team = selectors.team_by_slug(slug)
-        data = _validated(MemberRoleSerializer, request.data)
+        data = validated(MemberRoleSerializer, request.data)
         membership = services.membership_set_role(
             actor=request.auth, team=team, email=email, role=data["role"], request=request._request
         )
@@ -569,7 +564,7 @@ class ApplicationTokensView(APIView):
         responses={201: CreatedTokenSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(CreateTokenSerializer, request.data)
+        data = validated(CreateTokenSerializer, request.data)
         token, raw = services.app_token_create(
             actor=request.auth,
             name=data["name"],
@@ -628,7 +623,7 @@ class AuditView(APIView):
         },
     )
     def get(self, request: Request) -> Response | HttpResponse:
-        query = _validated(AuditQuerySerializer, request.query_params)
+        query = validated(AuditQuerySerializer, request.query_params)
         filters = selectors.AuditFilters(
             actor=query.get("actor"),
             action=query.get("action"),

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import InvalidRequest
+from apps.core.validation import validated
 from apps.environments import environments, locks, selectors, services
 from apps.environments.models import Category, Environment
 
@@ -68,12 +69,6 @@ class TestConnectionSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=254)
 
 
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _dto(request: Request, org, include_auth_url: bool) -> dict:
     dto = selectors.org_dto(org)
     if include_auth_url:
@@ -103,7 +98,7 @@ class RegisterOrgView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _validated(RegisterOrgSerializer, request.data)
+        data = validated(RegisterOrgSerializer, request.data)
         org, created = services.org_register(
             actor=request.auth,
             sfdx_auth_url=data["sfdxAuthUrl"],
@@ -209,7 +204,7 @@ class TestConnectionView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _validated(TestConnectionSerializer, request.data)
+        data = validated(TestConnectionSerializer, request.data)
         org = selectors.org_by_username(data["username"])
         return Response(services.org_test_connection(org=org))
 
@@ -251,7 +246,7 @@ class LocksView(APIView):
         responses={201: _lock},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(QueueLockSerializer, request.data)
+        data = validated(QueueLockSerializer, request.data)
         ticket = locks.request_lock(
             holder=locks.Holder.of(request.auth),
             repository=data["repository"],
@@ -431,7 +426,7 @@ class EnvironmentsView(APIView):
     def post(self, request: Request) -> Response:
         from apps.projects.selectors import project_get
 
-        data = _validated(CreateEnvironmentSerializer, request.data)
+        data = validated(CreateEnvironmentSerializer, request.data)
         environment = environments.environment_create(
             actor=request.auth, project=project_get(data["repositoryIdentifier"]), fields=data,
             request=request._request,
@@ -491,7 +486,7 @@ class EnvironmentView(APIView):
     )
     def put(self, request: Request, environment_id) -> Response:
         environment = environments.environment_get(environment_id)
-        data = _validated(EnvironmentFieldsSerializer, request.data)
+        data = validated(EnvironmentFieldsSerializer, request.data)
         environments.environment_update(
             actor=request.auth, environment=environment, fields=data, request=request._request
         )
@@ -553,7 +548,7 @@ class EnvironmentLockView(APIView):
     )
     def post(self, request: Request, environment_id) -> Response:
         environment = environments.environment_get(environment_id)
-        data = _validated(LockEnvironmentSerializer, request.data)
+        data = validated(LockEnvironmentSerializer, request.data)
         ticket = environments.environment_lock(
             actor=request.auth, environment=environment, lease_seconds=data["durationMinutes"] * 60,
             reason=data["reason"], wait_seconds=data["waitTimeoutSeconds"] if data["wait"] else 0,
@@ -616,7 +611,7 @@ class EnvironmentUnlockView(APIView):
     )
     def post(self, request: Request, environment_id) -> Response:
         environment = environments.environment_get(environment_id)
-        data = _validated(UnlockEnvironmentSerializer, request.data)
+        data = validated(UnlockEnvironmentSerializer, request.data)
         ticket = locks.release(
             repository=environment.project.identifier, resource=environment.lock_resource,
             ticket_id=data["ticketId"], principal=request.auth,

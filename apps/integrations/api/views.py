@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import InvalidRequest
+from apps.core.validation import validated
 from apps.integrations import grants, selectors, services
 from apps.integrations.models import AuthType, Provider
 
@@ -67,12 +68,6 @@ _revealed = inline_serializer(
 )
 
 
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class IntegrationsView(APIView):
     allowed_roles = {"GET": OWNER, "POST": OWNER}
 
@@ -101,7 +96,7 @@ class IntegrationsView(APIView):
     def post(self, request: Request) -> Response:
         body = request.data if isinstance(request.data, dict) else {}
         body = {_LEGACY_NAMES.get(key, key): value for key, value in body.items()}
-        data = _validated(CreateIntegrationSerializer, body)
+        data = validated(CreateIntegrationSerializer, body)
         integration = services.integration_create(
             actor=request.auth,
             provider=data["provider"],
@@ -136,7 +131,7 @@ class IntegrationDetailView(APIView):
     )
     def put(self, request: Request, integration_id) -> Response:
         integration = selectors.integration_get(integration_id)
-        data = _validated(UpdateIntegrationSerializer, request.data)
+        data = validated(UpdateIntegrationSerializer, request.data)
         if not data:
             raise InvalidRequest("Nothing to update: send credentials and/or config")
         integration = services.integration_update(
@@ -194,7 +189,7 @@ class IntegrationCredentialsView(APIView):
     allowed_roles = {"GET": OWNER_APPLICATION, "POST": OWNER_APPLICATION}
 
     def _answer(self, request: Request, params) -> Response:
-        query = _validated(CredentialsQuerySerializer, params)
+        query = validated(CredentialsQuerySerializer, params)
         revealed = services.integration_credentials_read(
             actor=request.auth,
             provider=query["provider"],
@@ -240,7 +235,7 @@ class GrantRedeemView(APIView):
         },
     )
     def post(self, request: Request, grant_id) -> Response:
-        data = _validated(RedeemSerializer, request.data)
+        data = validated(RedeemSerializer, request.data)
         items = grants.grant_redeem(
             principal=request.auth,
             grant_id=grant_id,

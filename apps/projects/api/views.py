@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.validation import validated
 from apps.projects import selectors, services
 from apps.projects.models import Platform
 
@@ -50,12 +51,6 @@ _identifier = OpenApiParameter(
 )
 
 
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class ProjectsView(APIView):
     allowed_roles = {"GET": ANY_ROLE, "POST": OWNER}
 
@@ -76,7 +71,7 @@ class ProjectsView(APIView):
         responses={201: ProjectSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = _validated(CreateProjectSerializer, request.data)
+        data = validated(CreateProjectSerializer, request.data)
         project = services.project_create(
             actor=request.auth,
             identifier=data["identifier"],
@@ -110,7 +105,7 @@ class ProjectDetailView(APIView):
     )
     def patch(self, request: Request, identifier: str) -> Response:
         selectors.project_get(identifier)  # an unknown project is a 404 before any body check
-        data = _validated(PatchProjectSerializer, request.data)
+        data = validated(PatchProjectSerializer, request.data)
         project = services.project_patch(
             actor=request.auth,
             identifier=identifier,

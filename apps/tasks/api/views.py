@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from apps.core.exceptions import InvalidRequest, NotFound
 from apps.core.pagination import limit_offset
+from apps.core.validation import validated
 from apps.tasks import selectors, services
 from apps.tasks.catalogue import OPERATIONS
 from apps.tasks.models import Priority, ScheduleType, TaskStatus
@@ -42,12 +43,6 @@ class TaskStatusSerializer(serializers.Serializer):
     attempts = serializers.IntegerField()
 
 
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class TasksView(APIView):
     allowed_roles = {"GET": ANY_ROLE, "POST": ANY_ROLE}
 
@@ -64,7 +59,7 @@ class TasksView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _validated(SubmitTaskSerializer, request.data)
+        data = validated(SubmitTaskSerializer, request.data)
         execution = services.task_submit(
             actor=request.auth,
             type=data["type"],
@@ -260,7 +255,7 @@ class LogsView(APIView):
     )
     def get(self, request: Request, operation_id: str) -> Response:
         execution = selectors.execution_get(operation_id)
-        bounds = _validated(
+        bounds = validated(
             _LogBounds, {k: v for k, v in request.query_params.items() if k in ("from", "to")}
         )
         lines = list(
@@ -364,7 +359,7 @@ class PipelinesView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _validated(SubmitPipelineSerializer, request.data)
+        data = validated(SubmitPipelineSerializer, request.data)
         parent = services.pipeline_submit(
             actor=request.auth,
             type=data["type"],
@@ -400,7 +395,7 @@ class PipelineGateView(APIView):
     )
     def post(self, request: Request, operation_id: str) -> Response:
         parent = _pipeline(operation_id)
-        data = _validated(GateDecisionSerializer, request.data)
+        data = validated(GateDecisionSerializer, request.data)
         services.pipeline_decide(
             actor=request.auth,
             parent=parent,
@@ -452,7 +447,7 @@ class PipelineRetryView(APIView):
     )
     def post(self, request: Request, operation_id: str) -> Response:
         parent = _pipeline(operation_id)
-        data = _validated(RetryStepSerializer, request.data)
+        data = validated(RetryStepSerializer, request.data)
         services.pipeline_retry_step(
             actor=request.auth, parent=parent, step=data["step"], request=request._request
         )
