@@ -1,9 +1,22 @@
-"""Suite-wide fixtures: an API client and the factories of every app."""
+"""Suite-wide fixtures: an API client, and ending stray database sessions before teardown."""
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Threads of worker and WebSocket tests keep connections of their own; end them so the test
+    database can be dropped at the end of the run."""
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -1,3 +1,7 @@
-"""WebSocket routes served by daphne through Channels (`/sfp/ws` arrives with live progress)."""
+"""WebSocket routes served by daphne through Channels: `/sfp/ws` (see `apps.live.events`)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from apps.live.consumers import LiveConsumer
+
+websocket_urlpatterns: list = [path("sfp/ws", LiveConsumer.as_asgi())]
