@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.principal import Principal
+from apps.core.events import publish
 from apps.core.exceptions import Forbidden, InvalidRequest, NotFound
 from apps.core.permissions import requires_role_message
 from apps.environments.models import LockResource, LockStatus, LockTicket
@@ -70,7 +71,26 @@ def _settle(row: LockResource) -> None:
         status=LockStatus.EXPIRED, released_at=now, released_by="lease expired"
     )
     if expired or not row.tickets.filter(status=LockStatus.ACQUIRED).exists():
-        _promote_next(row, now)
+        if _promote_next(row, now) is not None or expired:
+            _announce(row)
+
+
+def _announce(row: LockResource) -> None:
+    """Tell subscribers of the resource (after commit) who holds it and who waits."""
+    tickets = list(row.tickets.filter(status__in=[LockStatus.QUEUED, LockStatus.ACQUIRED]))
+    holder = next((t for t in tickets if t.status == LockStatus.ACQUIRED), None)
+    publish(
+        [f"lock.{row.repository}.{row.resource}", f"project.{row.repository}"],
+        "environment.lock",
+        {
+            "repository": row.repository,
+            "resource": row.resource,
+            "isLocked": holder is not None,
+            "lockedBy": holder.holder_label if holder else None,
+            "expiresAt": holder.expires_at.isoformat() if holder and holder.expires_at else None,
+            "queued": [t.holder_label for t in tickets if t.status == LockStatus.QUEUED],
+        },
+    )
 
 
 def request_lock(
@@ -109,6 +129,7 @@ def request_lock(
             holder_operation_id=holder.operation_id,
         )
         _promote_next(row, timezone.now())
+        _announce(row)
     ticket.refresh_from_db()
     return ticket
 
@@ -177,6 +198,7 @@ def release(
         ticket.released_by = by[:254]
         ticket.save(update_fields=["status", "released_at", "released_by", "updated_at"])
         _settle(row)
+        _announce(row)
     return ticket
 
 

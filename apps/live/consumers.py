@@ -38,6 +38,32 @@ def _principal_from_session(user):
 
 
 @database_sync_to_async
+def _environment_target(environment_id: str) -> tuple[str, dict] | None:
+    from apps.environments.environments import lock_status
+    from apps.environments.models import Environment
+
+    try:
+        environment = (
+            Environment.objects.select_related("project").filter(pk=environment_id).first()
+        )
+    except ValueError:  # not a UUID
+        return None
+    if environment is None:
+        return None
+    group = f"lock.{environment.project.identifier}.{environment.lock_resource}"
+    return group, {"environmentId": str(environment.pk), "name": environment.name} | lock_status(
+        environment
+    )
+
+
+@database_sync_to_async
+def _project_exists(identifier: str) -> bool:
+    from apps.projects.selectors import project_exists
+
+    return project_exists(identifier)
+
+
+@database_sync_to_async
 def _task_snapshot(operation_id: str, since: int | None) -> tuple[dict | None, list[dict]]:
     from apps.tasks.models import TaskExecution, TaskLogLine
 
@@ -128,10 +154,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return None
         if kind == events.TASKS_FEED:
             return "tasks"
-        if kind == events.TASK and isinstance(content.get("id"), str):
+        has_id = isinstance(content.get("id"), str)
+        if kind == events.TASK and has_id:
             return f"task.{content['id']}"
+        if kind == events.ENVIRONMENT and has_id:
+            return f"environment:{content['id']}"
+        if kind == events.PROJECT and has_id:
+            return f"project.{content['id']}"
         await self.send_json(
-            {"event": "error", "message": "object must be task (with an id) or tasks"}
+            {
+                "event": "error",
+                "message": "object must be task, environment, project (with an id) or tasks",
+            }
         )
         return None
 
@@ -162,9 +196,31 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                     {"event": "task.log", "payload": {"operationId": content["id"], "lines": lines}}
                 )
             return
+        if group.startswith("environment:"):
+            target = await _environment_target(content["id"])
+            if target is None:
+                await self.send_json(
+                    {"event": "error", "message": f"Environment {content['id']} not found"}
+                )
+                return
+            lock_group, snapshot = target
+            await self.channel_layer.group_add(group_name(lock_group), self.channel_name)
+            self.groups_joined.add(group_name(lock_group))
+            await self.send_json(
+                {"event": "subscribed", "object": "environment", "id": content["id"]}
+            )
+            await self.send_json({"event": "environment.snapshot", "payload": snapshot})
+            return
+        if group.startswith("project.") and not await _project_exists(content["id"]):
+            await self.send_json(
+                {"event": "error", "message": f"Project {content['id']} not found"}
+            )
+            return
         await self.channel_layer.group_add(group_name(group), self.channel_name)
         self.groups_joined.add(group_name(group))
-        await self.send_json({"event": "subscribed", "object": group})
+        await self.send_json(
+            {"event": "subscribed", "object": content.get("object"), "id": content.get("id")}
+        )
 
     async def _unsubscribe(self, content):
         group = await self._target(content)

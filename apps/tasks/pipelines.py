@@ -157,10 +157,20 @@ def _start_step(parent: TaskExecution, step: Step) -> None:
         "triggered_by_label": parent.triggered_by_label,
     }
     if step.kind == "gate":
-        TaskExecution.objects.create(
+        gate = TaskExecution.objects.create(
             type=GATE_TYPE, data={"title": step.title}, task_path="", current_step=step.title,
             **common,
         )  # fmt: skip
+        lifecycle.publish_task_event(
+            parent.operation_id,
+            "pipeline.gate",
+            {
+                "step": step.name,
+                "title": step.title,
+                "gateId": gate.operation_id,
+                "state": "waiting",
+            },
+        )
         return
     declared = DECLARED[step.task_type]
     child = TaskExecution.objects.create(
@@ -272,6 +282,12 @@ def decide_gate(
     gate = waiting_gate(parent, step_name)
     if not lifecycle.gate_decided(gate.operation_id, approved=approved, by=by, comment=comment):
         raise Conflict(f"Gate {gate.step} was decided meanwhile")
+    lifecycle.publish_task_event(
+        parent.operation_id,
+        "pipeline.gate",
+        {"step": gate.step, "gateId": gate.operation_id,
+         "state": "approved" if approved else "rejected", "by": by},
+    )  # fmt: skip
     advance(parent.operation_id)
     return TaskExecution.objects.get(pk=gate.pk)
 

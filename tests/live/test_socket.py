@@ -117,3 +117,75 @@ async def test_unknown_actions_and_objects_get_an_error_not_a_close(token):
     await communicator.send_json_to({"action": "subscribe", "object": "task", "id": "nope"})
     assert (await _next(communicator, "error"))["message"] == "Task nope not found"
     await communicator.disconnect()
+
+
+def test_environment_lock_events(owner, owner_client, token):
+    from apps.environments import locks
+    from apps.environments.models import Environment
+    from apps.projects.models import Project
+
+    project = Project.objects.create(
+        identifier="acme/app", remote_url="https://github.com/acme/app", platform="github"
+    )
+    environment = Environment.objects.create(project=project, name="UAT", category="test")
+
+    async def follow():
+        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to(
+            {"action": "subscribe", "object": "environment", "id": str(environment.pk)}
+        )
+        snapshot = await _next(communicator, "environment.snapshot")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None,
+            lambda: locks.request_lock(
+                holder=locks.Holder(label="qa@example.com"),
+                repository="acme/app",
+                resource="env:UAT",
+                lease_seconds=60,
+            ),
+        )
+        locked = await _next(communicator, "environment.lock")
+        await communicator.disconnect()
+        return snapshot, locked
+
+    snapshot, locked = asyncio.run(follow())
+    assert snapshot["payload"]["isLocked"] is False
+    assert locked["payload"] == locked["payload"] | {
+        "isLocked": True,
+        "lockedBy": "qa@example.com",
+        "resource": "env:UAT",
+    }
+
+
+def test_pipeline_gates_are_announced(owner, owner_client, token, org, start_worker):
+    start_worker()
+
+    async def follow():
+        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to({"action": "subscribe", "object": "tasks"})
+        await _next(communicator, "subscribed")
+        loop = asyncio.get_running_loop()
+        body = {
+            "type": "release",
+            "data": {
+                "repository": "acme/app",
+                "releaseDefinition": "r.yml",
+                "targets": [org.username],
+            },
+        }
+        with override_settings(SFP_CLI_PATH=fake_sfp("success")):
+            await loop.run_in_executor(
+                None, lambda: owner_client.post("/sfp/api/pipelines", body, format="json")
+            )
+            waiting = await _next(communicator, "pipeline.gate", timeout=30)
+        await communicator.disconnect()
+        return waiting
+
+    waiting = asyncio.run(follow())
+    assert waiting["payload"]["state"] == "waiting"
+    assert waiting["payload"]["step"] == f"approve:{org.username}"
