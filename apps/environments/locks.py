@@ -237,6 +237,19 @@ def tickets_for(*, repository: str, resource: str) -> list[LockTicket]:
     )
 
 
+def current_holder(*, repository: str, resource: str) -> LockTicket | None:
+    """The ticket that holds the resource now, if any."""
+    return (
+        LockTicket.objects.select_related("resource_row")
+        .filter(
+            resource_row__repository=repository,
+            resource_row__resource=resource,
+            status=LockStatus.ACQUIRED,
+        )
+        .first()
+    )
+
+
 def expire_due() -> int:
     """Apply lapsed leases everywhere and hand the locks on (workers call this on their tick)."""
     due = (

@@ -94,11 +94,7 @@ def claim_environment_lock(execution: TaskExecution):
     )
     if ticket.status == LockStatus.ACQUIRED:
         return repository, resource, ticket.ticket_id
-    holder = next(
-        (t for t in locks.tickets_for(repository=repository, resource=resource)
-         if t.status == LockStatus.ACQUIRED),
-        None,
-    )  # fmt: skip
+    holder = locks.current_holder(repository=repository, resource=resource)
     expires = locks.ticket_dto(holder)["expiresInSeconds"] if holder else 0
     return (
         f"Waiting for lock {resource} of {repository}: "
