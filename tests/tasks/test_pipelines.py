@@ -60,10 +60,13 @@ def test_release_runs_dry_runs_waits_for_approvals_then_deploys(
     start_worker()
     with override_settings(SFP_CLI_PATH=fake_sfp("success")):
         operation_id = start_release(owner_client, targets)
+        both_gates = gates_waiting("approve:uat@acme.example", "approve:prod@acme.example")
+        # The summary line follows the steps: whichever advance runs last (a step's end or the
+        # workers' tick, every 0.5 s) writes it, so wait for it rather than read it at once.
         body = wait_pipeline(
             owner_client,
             operation_id,
-            gates_waiting("approve:uat@acme.example", "approve:prod@acme.example"),
+            lambda b: both_gates(b) and (b["currentStep"] or "").startswith("Waiting for approval"),
         )
         assert body["status"] == "active"
         assert body["currentStep"].startswith(
