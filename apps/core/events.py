@@ -1,9 +1,11 @@
 """Publishing live events: after the transaction commits, onto the channel layer.
 
-Domain apps call `publish(group, event_type, payload)`; subscribers (the live app's WebSocket
-consumers, or any channel-layer client) join groups named after objects (`task.<operationId>`) or
-feeds (`tasks`). Nothing is sent for a change that is rolled back, and a channel layer that is
-down costs a warning, never the change itself.
+Domain apps call `publish(groups, event_type, payload, seq=…)`; subscribers (the live app's
+WebSocket consumers, or any channel-layer client) join groups named after objects
+(`task.<operationId>`) or feeds (`tasks`). `seq` is the object's own event sequence number,
+reserved by the domain app in the same transaction as the change, so subscribers can order events,
+drop duplicates and notice gaps. Nothing is sent for a change that is rolled back, and a channel
+layer that is down costs a warning, never the change itself.
 """
 
 import re
@@ -34,6 +36,6 @@ def _send(groups: list[str], message: dict) -> None:
             logger.warning("event_publish_failed", group=group, event=message.get("event"))
 
 
-def publish(groups: list[str], event_type: str, payload: dict) -> None:
-    message = {"type": "sfp.event", "event": event_type, "payload": payload}
+def publish(groups: list[str], event_type: str, payload: dict, *, seq: int) -> None:
+    message = {"type": "sfp.event", "event": event_type, "seq": seq, "payload": payload}
     transaction.on_commit(lambda: _send(groups, message))

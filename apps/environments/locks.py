@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.accounts.principal import Principal
@@ -76,21 +76,30 @@ def _settle(row: LockResource) -> None:
 
 
 def _announce(row: LockResource) -> None:
-    """Tell subscribers of the resource (after commit) who holds it and who waits."""
-    tickets = list(row.tickets.filter(status__in=[LockStatus.QUEUED, LockStatus.ACQUIRED]))
-    holder = next((t for t in tickets if t.status == LockStatus.ACQUIRED), None)
+    """Tell subscribers of the resource (after commit) who holds it and who waits. Call with the
+    resource row locked: its event number is taken here, in the same transaction."""
+    LockResource.objects.filter(pk=row.pk).update(event_seq=F("event_seq") + 1)
+    row.refresh_from_db(fields=["event_seq"])
     publish(
         [f"lock.{row.repository}.{row.resource}", f"project.{row.repository}"],
         "environment.lock",
-        {
-            "repository": row.repository,
-            "resource": row.resource,
-            "isLocked": holder is not None,
-            "lockedBy": holder.holder_label if holder else None,
-            "expiresAt": holder.expires_at.isoformat() if holder and holder.expires_at else None,
-            "queued": [t.holder_label for t in tickets if t.status == LockStatus.QUEUED],
-        },
+        lock_board_entry(row),
+        seq=row.event_seq,
     )
+
+
+def lock_board_entry(row: LockResource) -> dict:
+    """A resource's holder and queue, as live events and snapshots describe it."""
+    tickets = list(row.tickets.filter(status__in=[LockStatus.QUEUED, LockStatus.ACQUIRED]))
+    holder = next((t for t in tickets if t.status == LockStatus.ACQUIRED), None)
+    return {
+        "repository": row.repository,
+        "resource": row.resource,
+        "isLocked": holder is not None,
+        "lockedBy": holder.holder_label if holder else None,
+        "expiresAt": holder.expires_at.isoformat() if holder and holder.expires_at else None,
+        "queued": [t.holder_label for t in tickets if t.status == LockStatus.QUEUED],
+    }
 
 
 def request_lock(

@@ -60,6 +60,9 @@ class LockResource(models.Model):
 
     repository = models.CharField(max_length=255)
     resource = models.CharField(max_length=255)
+    event_seq = models.PositiveBigIntegerField(
+        default=0, help_text="The last live-event sequence number of this resource's lock."
+    )
 
     class Meta:
         constraints = [

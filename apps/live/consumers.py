@@ -1,6 +1,10 @@
 """The `/sfp/ws` WebSocket: authenticated with the API's own credentials, subscriptions checked
 with the API's role rules, catch-up from the database, then live events from the channel layer.
 
+Every event carries its object's sequence number. The consumer remembers the last number it sent
+per object: it drops what it already sent (an event reaching it through two subscriptions, or
+published before a catch-up that already covered it), and when a followed task's events skip a
+number (lost or overtaken on the way) it re-reads the task from the database before going on.
 The protocol and every event are documented in `apps.live.events`. Tokens are never logged.
 """
 
@@ -14,7 +18,7 @@ from apps.live import events
 logger = structlog.get_logger(__name__)
 
 READ_ROLES = {"owner", "member", "application"}
-CATCH_UP_LIMIT = 5000
+CATCH_UP_CHUNK = 1000
 
 
 @database_sync_to_async
@@ -38,9 +42,10 @@ def _principal_from_session(user):
 
 
 @database_sync_to_async
-def _environment_target(environment_id: str) -> tuple[str, dict] | None:
+def _environment_snapshot(environment_id: str) -> tuple[str, str, int, dict] | None:
+    """(lock group, object key, seq, payload) of an environment's lock, or None if unknown."""
     from apps.environments.environments import lock_status
-    from apps.environments.models import Environment
+    from apps.environments.models import Environment, LockResource
 
     try:
         environment = (
@@ -50,10 +55,16 @@ def _environment_target(environment_id: str) -> tuple[str, dict] | None:
         return None
     if environment is None:
         return None
-    group = f"lock.{environment.project.identifier}.{environment.lock_resource}"
-    return group, {"environmentId": str(environment.pk), "name": environment.name} | lock_status(
+    repository, resource = environment.project.identifier, environment.lock_resource
+    seq = (
+        LockResource.objects.filter(repository=repository, resource=resource)
+        .values_list("event_seq", flat=True)
+        .first()
+    ) or 0
+    payload = {"environmentId": str(environment.pk), "name": environment.name} | lock_status(
         environment
     )
+    return f"lock.{repository}.{resource}", _lock_key(repository, resource), seq, payload
 
 
 @database_sync_to_async
@@ -64,34 +75,54 @@ def _project_exists(identifier: str) -> bool:
 
 
 @database_sync_to_async
-def _task_snapshot(operation_id: str, since: int | None) -> tuple[dict | None, list[dict]]:
-    from apps.tasks.models import TaskExecution, TaskLogLine
+def _task_snapshot(operation_id: str) -> tuple[int, dict] | None:
+    from apps.tasks.models import TaskExecution
 
     execution = TaskExecution.objects.filter(pk=operation_id).first()
     if execution is None:
-        return None, []
-    snapshot = {
+        return None
+    return execution.event_seq, {
         "operationId": execution.operation_id,
         "status": execution.status,
         "progress": execution.progress,
         "currentStep": execution.current_step or None,
         "error": execution.error,
     }
-    lines = []
-    if since is not None:
-        lines = [
-            {"seq": line.seq, "stream": line.stream, "message": line.message,
-             "timestamp": line.logged_at.isoformat()}
-            for line in TaskLogLine.objects.filter(execution=execution, seq__gt=since)
-            .order_by("seq")[:CATCH_UP_LIMIT]
-        ]  # fmt: skip
-    return snapshot, lines
+
+
+@database_sync_to_async
+def _log_lines(operation_id: str, after: int, up_to: int) -> list[dict]:
+    from apps.tasks.lifecycle import log_line_dto
+    from apps.tasks.models import TaskLogLine
+
+    lines = TaskLogLine.objects.filter(
+        execution_id=operation_id, seq__gt=after, seq__lte=up_to
+    ).order_by("seq")[:CATCH_UP_CHUNK]
+    return [log_line_dto(line) for line in lines]
+
+
+def _task_key(operation_id: str) -> str:
+    return f"task:{operation_id}"
+
+
+def _lock_key(repository: str, resource: str) -> str:
+    return f"lock:{repository}:{resource}"
+
+
+def _object_key(event: str, payload: dict) -> str | None:
+    if event == "environment.lock":
+        return _lock_key(payload.get("repository", ""), payload.get("resource", ""))
+    if "operationId" in payload:
+        return _task_key(payload["operationId"])
+    return None
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.principal = None
         self.groups_joined: set[str] = set()
+        self.delivered: dict[str, int] = {}  # object key → last sequence number sent
+        self.followed_tasks: set[str] = set()
         await self.accept()
         header = dict(self.scope.get("headers", [])).get(b"authorization", b"").decode()
         if header.lower().startswith("bearer "):
@@ -122,7 +153,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict):
-            await self.send_json({"event": "error", "message": "Send JSON objects"})
+            await self._error("Send JSON objects")
             return
         action = content.get("action")
         if self.principal is None:
@@ -140,106 +171,148 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         elif action == events.UNSUBSCRIBE:
             await self._unsubscribe(content)
         else:
-            await self.send_json({"event": "error", "message": f"Unknown action {action!r}"})
+            await self._error(f"Unknown action {action!r}")
 
-    async def _target(self, content) -> str | None:
+    async def _error(self, message: str) -> None:
+        await self.send_json({"event": "error", "message": message})
+
+    async def _join(self, *groups: str) -> None:
+        for group in map(group_name, groups):
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def _leave(self, *groups: str) -> None:
+        for group in map(group_name, groups):
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined.discard(group)
+
+    def _my_feed(self) -> list[str]:
+        """The per-user feed: tasks this caller started, and gates for owners to decide."""
+        from apps.tasks.models import TriggerKind
+        from apps.tasks.pipelines import GATES_FEED
+
+        if self.principal.is_token:
+            return [f"{TriggerKind.TOKEN}.{self.principal.token.pk}"]
+        feed = [f"{TriggerKind.USER}.{self.principal.user.pk}"]
+        if "owner" in self.principal.roles:
+            feed.append(GATES_FEED)
+        return feed
+
+    async def _groups_for(self, content) -> list[str] | None:
+        """The groups a subscription joins, or None (after telling the client why)."""
         kind = content.get("object")
         if not self.principal.roles & READ_ROLES:
-            await self.send_json(
-                {
-                    "event": "error",
-                    "message": "Forbidden - Requires role: owner, member, application",
-                }
-            )
+            await self._error("Forbidden - Requires role: owner, member, application")
             return None
         if kind == events.TASKS_FEED:
-            return "tasks"
-        has_id = isinstance(content.get("id"), str)
-        if kind == events.TASK and has_id:
-            return f"task.{content['id']}"
-        if kind == events.ENVIRONMENT and has_id:
-            return f"environment:{content['id']}"
-        if kind == events.PROJECT and has_id:
-            return f"project.{content['id']}"
-        await self.send_json(
-            {
-                "event": "error",
-                "message": "object must be task, environment, project (with an id) or tasks",
-            }
-        )
+            return ["tasks"]
+        if kind == events.MY_FEED:
+            return self._my_feed()
+        if kind in (events.TASK, events.ENVIRONMENT, events.PROJECT) and isinstance(
+            content.get("id"), str
+        ):
+            return [f"{kind}.{content['id']}"]
+        await self._error("object must be task, environment, project (with an id), tasks or me")
         return None
 
     async def _subscribe(self, content):
-        group = await self._target(content)
-        if group is None:
+        groups = await self._groups_for(content)
+        if groups is None:
             return
-        if group.startswith("task."):
+        kind, object_id = content.get("object"), content.get("id")
+        if kind == events.TASK:
             since = content.get("since")
-            if since is not None and not isinstance(since, int):
-                await self.send_json({"event": "error", "message": "since must be an integer"})
+            if since is not None and (not isinstance(since, int) or isinstance(since, bool)):
+                await self._error("since must be an integer")
                 return
             # Join first, then read the database: nothing can fall between the two.
-            await self.channel_layer.group_add(group_name(group), self.channel_name)
-            snapshot, lines = await _task_snapshot(content["id"], since)
-            if snapshot is None:
-                await self.channel_layer.group_discard(group_name(group), self.channel_name)
-                await self.send_json(
-                    {"event": "error", "message": f"Task {content['id']} not found"}
-                )
+            await self._join(*groups)
+            seq_and_snapshot = await _task_snapshot(object_id)
+            if seq_and_snapshot is None:
+                await self._leave(*groups)
+                await self._error(f"Task {object_id} not found")
                 return
-            self.groups_joined.add(group_name(group))
-            await self.send_json({"event": "subscribed", "object": "task", "id": content["id"]})
-            await self.send_json({"event": "task.snapshot", "payload": snapshot})
-            if lines:
-                self.last_sent_seq = {content["id"]: lines[-1]["seq"]}
-                await self.send_json(
-                    {"event": "task.log", "payload": {"operationId": content["id"], "lines": lines}}
-                )
+            self.followed_tasks.add(object_id)
+            await self.send_json({"event": "subscribed", "object": kind, "id": object_id})
+            await self._send_task_state(object_id, since, *seq_and_snapshot)
             return
-        if group.startswith("environment:"):
-            target = await _environment_target(content["id"])
-            if target is None:
-                await self.send_json(
-                    {"event": "error", "message": f"Environment {content['id']} not found"}
-                )
+        if kind == events.ENVIRONMENT:
+            found = await _environment_snapshot(object_id)
+            if found is None:
+                await self._error(f"Environment {object_id} not found")
                 return
-            lock_group, snapshot = target
-            await self.channel_layer.group_add(group_name(lock_group), self.channel_name)
-            self.groups_joined.add(group_name(lock_group))
-            await self.send_json(
-                {"event": "subscribed", "object": "environment", "id": content["id"]}
-            )
-            await self.send_json({"event": "environment.snapshot", "payload": snapshot})
+            lock_group, key, seq, snapshot = found
+            await self._join(lock_group)
+            self.delivered[key] = max(seq, self.delivered.get(key, 0))
+            await self.send_json({"event": "subscribed", "object": kind, "id": object_id})
+            await self.send_json({"event": "environment.snapshot", "seq": seq, "payload": snapshot})
             return
-        if group.startswith("project.") and not await _project_exists(content["id"]):
-            await self.send_json(
-                {"event": "error", "message": f"Project {content['id']} not found"}
-            )
+        if kind == events.PROJECT and not await _project_exists(object_id):
+            await self._error(f"Project {object_id} not found")
             return
-        await self.channel_layer.group_add(group_name(group), self.channel_name)
-        self.groups_joined.add(group_name(group))
-        await self.send_json(
-            {"event": "subscribed", "object": content.get("object"), "id": content.get("id")}
-        )
+        await self._join(*groups)
+        await self.send_json({"event": "subscribed", "object": kind, "id": object_id})
+
+    async def _send_task_state(self, operation_id: str, since: int | None, seq: int, snapshot):
+        """Log lines after `since` up to `seq` (in chunks), then the state at `seq`."""
+        after = since if since is not None else seq
+        while after < seq:
+            lines = await _log_lines(operation_id, after, seq)
+            if not lines:
+                break
+            after = lines[-1]["seq"]
+            await self.send_json(
+                {
+                    "event": "task.log",
+                    "seq": after,
+                    "payload": {"operationId": operation_id, "lines": lines},
+                }
+            )
+        self.delivered[_task_key(operation_id)] = seq
+        await self.send_json({"event": "task.snapshot", "seq": seq, "payload": snapshot})
 
     async def _unsubscribe(self, content):
-        group = await self._target(content)
-        if group is None:
+        groups = await self._groups_for(content)
+        if groups is None:
             return
-        await self.channel_layer.group_discard(group_name(group), self.channel_name)
-        self.groups_joined.discard(group_name(group))
+        if content.get("object") == events.ENVIRONMENT:
+            found = await _environment_snapshot(content["id"])
+            groups = [found[0]] if found else []
+        if content.get("object") == events.TASK:
+            self.followed_tasks.discard(content["id"])
+        await self._leave(*groups)
         await self.send_json(
             {"event": "unsubscribed", "object": content.get("object"), "id": content.get("id")}
         )
 
     async def sfp_event(self, message):
         """A domain event from the channel layer (`type: sfp.event`)."""
-        payload = message["payload"]
-        if message["event"] == "task.log":
-            # Lines already sent by the catch-up are not sent twice.
-            last = getattr(self, "last_sent_seq", {}).get(payload.get("operationId"), 0)
-            lines = [line for line in payload["lines"] if line["seq"] > last]
-            if not lines:
-                return
-            payload = payload | {"lines": lines}
-        await self.send_json({"event": message["event"], "payload": payload})
+        event, payload, seq = message["event"], message["payload"], message.get("seq")
+        key = _object_key(event, payload)
+        if key is None or seq is None:
+            await self.send_json({"event": event, "payload": payload})
+            return
+        lines = payload.get("lines") if event == "task.log" else None
+        first = lines[0]["seq"] if lines else seq
+        last_sent = self.delivered.get(key)
+        operation_id = payload.get("operationId")
+        if (
+            last_sent is not None
+            and first > last_sent + 1
+            and event != "environment.lock"  # lock events carry the whole state: skips are fine
+            and operation_id in self.followed_tasks
+        ):
+            await self._resync_task(operation_id, since=last_sent)
+            last_sent = self.delivered.get(key)
+        if last_sent is not None and seq <= last_sent:
+            return  # already sent: through another subscription, a catch-up or a resync
+        if lines and last_sent is not None:
+            payload = payload | {"lines": [line for line in lines if line["seq"] > last_sent]}
+        self.delivered[key] = seq
+        await self.send_json({"event": event, "seq": seq, "payload": payload})
+
+    async def _resync_task(self, operation_id: str, *, since: int) -> None:
+        logger.info("live_resync", operation_id=operation_id, since=since)
+        found = await _task_snapshot(operation_id)
+        if found is not None:
+            await self._send_task_state(operation_id, since, *found)

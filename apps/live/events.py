@@ -5,34 +5,55 @@ Client → server (JSON text frames):
 - `{"action": "authenticate", "token": "<JWT or sfp_app_…>"}` — first message, when the token was
   not sent in the `Authorization` header (browsers cannot set it) and there is no login session.
 - `{"action": "subscribe", "object": "task", "id": "<operationId>", "since": <seq>?}` — follow a
-  task; with `since`, the log lines after that sequence number are sent first, from the database.
+  task. With `since` (the last `seq` the client saw of this task; 0 for the whole log), the log
+  lines after it are sent first, from the database, then the task's state.
 - `{"action": "subscribe", "object": "tasks"}` — the feed of every task's events.
+- `{"action": "subscribe", "object": "me"}` — the caller's own feed: events of the tasks and
+  pipelines it started (a user's, or an application token's), plus, for owners, every
+  `pipeline.gate` event (owners are the ones who decide gates).
 - `{"action": "subscribe", "object": "environment", "id": "<environment id>"}` — its lock.
 - `{"action": "subscribe", "object": "project", "id": "<owner/repo>"}` — locks of its resources.
-- `{"action": "unsubscribe", "object": "task", "id": "<operationId>"}`.
+- `{"action": "unsubscribe", "object": …, "id": …}` — the same shapes, to stop.
 
-Server → client:
+Every subscription is checked against the API's read roles (owner, member, application).
+
+Server → client. Events about an object carry `seq`, the object's own sequence number: one
+counter per task (its status, progress, log lines and gates share it; a log line's `seq` is its
+number in that counter) and one per lock resource. Numbers of one object only grow, and a task's
+numbers have no holes: every number is one event or one log line. So a client keeps the last
+`seq` it applied per object, ignores anything at or below it, and reconnects with
+`since` = that number to get exactly what it missed.
 
 - `{"event": "ready", "user": "<email>", "roles": [...]}` after authentication.
 - `{"event": "subscribed", "object": …, "id": …}` / `{"event": "unsubscribed", …}`.
-- `{"event": "task.snapshot", "payload": {operationId, status, progress, currentStep, error}}` —
-  sent on subscribe, so a (re)connecting client starts from the current state.
-- `{"event": "task.status", "payload": {operationId, status}}` — a status change.
-- `{"event": "task.progress", "payload": {operationId, progress, currentStep}}`.
-- `{"event": "task.log", "payload": {operationId, lines: [{seq, stream, message, timestamp}]}}` —
-  log lines in batches; `seq` is the line's number within the task, so a client that reconnects
-  with `since` = the last `seq` it saw misses nothing and sees nothing twice.
-- `{"event": "environment.snapshot", "payload": {environmentId, name, isLocked, currentLock,
-  queuedLocks}}` — sent on subscribe to an environment.
-- `{"event": "environment.lock", "payload": {repository, resource, isLocked, lockedBy, expiresAt,
-  queued: [holder…]}}` — whenever a resource's holder or queue changes (environment and project).
-- `{"event": "pipeline.gate", "payload": {operationId, step, gateId, state, title?, by?}}` — state
-  is waiting, approved or rejected; on the pipeline's task group and the tasks feed.
+- `{"event": "task.log", "seq": n, "payload": {operationId, lines: [{seq, stream, message,
+  timestamp}]}}` — log lines in batches (`seq` of the event = its last line's); on subscribe with
+  `since`, the missed lines come first, in chunks of up to 1,000.
+- `{"event": "task.snapshot", "seq": n, "payload": {operationId, status, progress, currentStep,
+  error}}` — the task's state at `n`, sent on subscribe after the missed lines: status and
+  progress are state, so the latest value stands for every change before it.
+- `{"event": "task.status", "seq": n, "payload": {operationId, status}}` — a status change.
+- `{"event": "task.progress", "seq": n, "payload": {operationId, progress, currentStep}}` —
+  either field is null when it did not change.
+- `{"event": "pipeline.gate", "seq": n, "payload": {operationId, step, gateId, state, title?,
+  by?}}` — a pipeline's gate: state is waiting, approved or rejected; numbered in the pipeline's
+  counter; on the pipeline's task group, the tasks feed and owners' `me` feeds.
+- `{"event": "environment.snapshot", "seq": n, "payload": {environmentId, name, isLocked,
+  currentLock, queuedLocks}}` — sent on subscribe to an environment.
+- `{"event": "environment.lock", "seq": n, "payload": {repository, resource, isLocked, lockedBy,
+  expiresAt, queued: [holder…]}}` — whenever a resource's holder or queue changes (environment
+  and project subscriptions). Each one carries the whole state, so a skipped number loses nothing.
 - `{"event": "error", "message": "…"}` for a refused or malformed request (the socket stays open).
 
-Close codes: 4401 unauthenticated (no or bad credentials), 4403 forbidden (origin refused).
-Events are published by the domain apps through `apps.core.events.publish` after their
-transaction commits; the socket only forwards them.
+Delivery: events are published by the domain apps through `apps.core.events.publish` after their
+transaction commits; the socket only forwards them, never twice per object. If a followed task's
+events skip a number on the way (a Redis reconnect, or two processes' events overtaking each
+other), the socket re-reads the task from the database and sends the missed lines and the current
+state before going on. Each connection has its own channel and buffer, so a client that reads
+slowly delays nobody else; one that stops answering pings is closed by daphne.
+
+Close codes: 4401 unauthenticated (no or bad credentials), 4403 forbidden (origin refused, or a
+caller with no role left).
 """
 
 # Client actions.
@@ -43,6 +64,7 @@ UNSUBSCRIBE = "unsubscribe"
 # Objects a client can follow.
 TASK = "task"
 TASKS_FEED = "tasks"
+MY_FEED = "me"
 ENVIRONMENT = "environment"
 PROJECT = "project"
 

@@ -45,7 +45,7 @@ def attempt_context(context: AttemptContext):
 
 class TaskLog:
     """Appends output lines to the task log in batches (at most every `interval` seconds or
-    `batch_size` lines), never one write per line."""
+    `batch_size` lines), never one write per line. Lines are numbered when they are stored."""
 
     def __init__(self, operation_id: str, *, interval: float = 0.5, batch_size: int = 200):
         self.operation_id = operation_id
@@ -53,25 +53,16 @@ class TaskLog:
         self.batch_size = batch_size
         self.pending: list[TaskLogLine] = []
         self.last_flush = time.monotonic()
-        last = (
-            TaskLogLine.objects.filter(execution_id=operation_id)
-            .order_by("-seq")
-            .values_list("seq", flat=True)
-            .first()
-        )
-        self.next_seq = (last or 0) + 1
 
     def append(self, stream: str, message: str) -> None:
         self.pending.append(
             TaskLogLine(
                 execution_id=self.operation_id,
-                seq=self.next_seq,
                 logged_at=timezone.now(),
                 stream=stream,
                 message=message[:10_000],
             )
         )
-        self.next_seq += 1
         if len(self.pending) >= self.batch_size:
             self.flush()
         else:
@@ -83,16 +74,7 @@ class TaskLog:
 
     def flush(self) -> None:
         if self.pending:
-            TaskLogLine.objects.bulk_create(self.pending)
-            lifecycle.publish_task_event(
-                self.operation_id,
-                "task.log",
-                {"lines": [
-                    {"seq": line.seq, "stream": line.stream, "message": line.message,
-                     "timestamp": line.logged_at.isoformat()}
-                    for line in self.pending
-                ]},
-            )  # fmt: skip
+            lifecycle.append_log_lines(self.operation_id, self.pending)
             self.pending = []
         self.last_flush = time.monotonic()
 

@@ -20,7 +20,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.events import publish
-from apps.tasks.models import FINISHED_STATUSES, TaskExecution, TaskStatus
+from apps.tasks.models import (
+    FINISHED_STATUSES,
+    TaskExecution,
+    TaskLogLine,
+    TaskStatus,
+    TriggerKind,
+)
 
 logger = structlog.get_logger("sfpserver.tasks")
 
@@ -45,18 +51,77 @@ def _move(operation_id: str, *, from_statuses, to: str, **fields) -> bool:
     if to in FINISHED_STATUSES:
         fields.setdefault("finished_at", now)
         fields.setdefault("lease_expires_at", None)
-    moved = TaskExecution.objects.filter(
-        operation_id=operation_id, status__in=list(from_statuses)
-    ).update(status=to, updated_at=now, **fields)
-    if moved:
-        logger.info("task.status", operation_id=operation_id, status=to)
-        publish_task_event(operation_id, "task.status", {"status": to})
+    # One transaction for the change and its event number: the row lock taken by the UPDATE
+    # keeps concurrent changes of this execution in the order of their numbers.
+    with transaction.atomic(savepoint=False):
+        moved = TaskExecution.objects.filter(
+            operation_id=operation_id, status__in=list(from_statuses)
+        ).update(status=to, updated_at=now, **fields)
+        if moved:
+            logger.info("task.status", operation_id=operation_id, status=to)
+            publish_task_event(operation_id, "task.status", {"status": to})
     return bool(moved)
 
 
-def publish_task_event(operation_id: str, event_type: str, payload: dict) -> None:
-    """Live events go to the execution's own group and to the `tasks` feed."""
-    publish([f"task.{operation_id}", "tasks"], event_type, {"operationId": operation_id} | payload)
+def _reserve_event_seqs(operation_id: str, count: int) -> tuple[int, list[str]]:
+    """Take the next `count` event numbers of an execution (call inside its transaction).
+
+    Returns the last number taken and the groups its events go to: the execution's own, the
+    `tasks` feed, and the feed of whoever started it (a user or an application token)."""
+    table = connection.ops.quote_name(TaskExecution._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET event_seq = event_seq + %s WHERE operation_id = %s "  # noqa: S608 - table name from the model
+            "RETURNING event_seq, triggered_by_kind, triggered_by_id",
+            [count, operation_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise TaskExecution.DoesNotExist(operation_id)
+    last, trigger_kind, trigger_id = row
+    groups = [f"task.{operation_id}", "tasks"]
+    if trigger_kind in (TriggerKind.USER, TriggerKind.TOKEN) and trigger_id:
+        groups.append(f"{trigger_kind}.{trigger_id}")
+    return last, groups
+
+
+def publish_task_event(
+    operation_id: str, event_type: str, payload: dict, *, extra_groups: tuple[str, ...] = ()
+) -> int:
+    """Number a live event of an execution and publish it after the transaction commits."""
+    with transaction.atomic(savepoint=False):
+        seq, groups = _reserve_event_seqs(operation_id, 1)
+        publish(
+            [*groups, *extra_groups], event_type, {"operationId": operation_id} | payload, seq=seq
+        )
+    return seq
+
+
+def append_log_lines(operation_id: str, lines: list[TaskLogLine]) -> None:
+    """Store a batch of output lines, numbered in the execution's event sequence, and publish
+    them as one `task.log` event."""
+    if not lines:
+        return
+    with transaction.atomic(savepoint=False):
+        last, groups = _reserve_event_seqs(operation_id, len(lines))
+        for offset, line in enumerate(lines, start=last - len(lines) + 1):
+            line.seq = offset
+        TaskLogLine.objects.bulk_create(lines)
+        publish(
+            groups,
+            "task.log",
+            {"operationId": operation_id, "lines": [log_line_dto(line) for line in lines]},
+            seq=last,
+        )
+
+
+def log_line_dto(line: TaskLogLine) -> dict:
+    return {
+        "seq": line.seq,
+        "stream": line.stream,
+        "message": line.message,
+        "timestamp": line.logged_at.isoformat(),
+    }
 
 
 def backoff_delay(execution: TaskExecution, attempt: int) -> float:
@@ -381,7 +446,9 @@ def record_progress(
         fields["progress"] = max(0, min(99, progress))
     if step is not None:
         fields["current_step"] = step[:255]
-    if fields:
+    if not fields:
+        return
+    with transaction.atomic(savepoint=False):
         changed = TaskExecution.objects.filter(
             Q(operation_id=operation_id), Q(status=TaskStatus.ACTIVE)
         ).update(**fields)

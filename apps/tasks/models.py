@@ -111,6 +111,10 @@ class TaskExecution(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker_id = models.CharField(max_length=128, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    event_seq = models.PositiveBigIntegerField(
+        default=0,
+        help_text="The last live-event sequence number of this execution (log lines share it).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -128,7 +132,8 @@ class TaskExecution(models.Model):
 
 
 class TaskLogLine(models.Model):
-    """One line of a task's output, in order (`seq` per execution)."""
+    """One line of a task's output, in order. `seq` is the execution's live-event sequence number
+    at which the line was published, so lines and status/progress events share one order."""
 
     execution = models.ForeignKey(TaskExecution, on_delete=models.CASCADE, related_name="log_lines")
     seq = models.PositiveIntegerField()

@@ -29,6 +29,8 @@ from apps.tasks.models import (
 
 PIPELINE_PREFIX = "pipeline:"
 GATE_TYPE = "gate"
+# Live group of every gate event (owners decide gates; their per-user feed includes it).
+GATES_FEED = "gates"
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ def _start_step(parent: TaskExecution, step: Step) -> None:
                 "gateId": gate.operation_id,
                 "state": "waiting",
             },
+            extra_groups=(GATES_FEED,),
         )
         return
     declared = DECLARED[step.task_type]
@@ -287,6 +290,7 @@ def decide_gate(
         "pipeline.gate",
         {"step": gate.step, "gateId": gate.operation_id,
          "state": "approved" if approved else "rejected", "by": by},
+        extra_groups=(GATES_FEED,),
     )  # fmt: skip
     advance(parent.operation_id)
     return TaskExecution.objects.get(pk=gate.pk)

@@ -7,6 +7,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
+from apps.tasks.models import TaskExecution
 from sfpserver.asgi import application
 from tests.tasks.conftest import BUILD_DATA, fake_sfp, submit, wait_for
 
@@ -56,30 +57,262 @@ async def test_a_foreign_origin_is_refused():
     assert not connected
 
 
-def test_catch_up_then_live_events_with_no_duplicates(owner_client, token, org, start_worker):
+def _task_seqs(messages: list[dict]) -> list[int]:
+    """Every sequence number a client was given for a task: events, and each log line."""
+    seqs = []
+    for message in messages:
+        if message["event"] == "task.log":
+            seqs.extend(line["seq"] for line in message["payload"]["lines"])
+        else:
+            seqs.append(message["seq"])
+    return seqs
+
+
+def test_catch_up_sends_the_missed_lines_then_the_state(owner_client, token, org, start_worker):
     start_worker()
     with override_settings(SFP_CLI_PATH=fake_sfp("success")):
         first = submit(owner_client, "build", BUILD_DATA).json()["operationId"]
         wait_for(owner_client, first)
+    execution = TaskExecution.objects.get(pk=first)
+    stored = list(execution.log_lines.order_by("seq").values_list("seq", flat=True))
 
-    async def reconnect_and_catch_up():
+    async def reconnect_and_catch_up(since):
         communicator = socket()
         await communicator.connect()
         await communicator.send_json_to({"action": "authenticate", "token": token})
         assert (await _next(communicator, "ready"))["user"] == "owner@example.com"
         await communicator.send_json_to(
-            {"action": "subscribe", "object": "task", "id": first, "since": 3}
+            {"action": "subscribe", "object": "task", "id": first, "since": since}
+        )
+        await _next(communicator, "subscribed")
+        received = []
+        while not received or received[-1]["event"] != "task.snapshot":
+            received.append(await communicator.receive_json_from(timeout=10))
+        await communicator.disconnect()
+        return received
+
+    whole = asyncio.run(reconnect_and_catch_up(0))
+    assert [m["event"] for m in whole] == ["task.log", "task.snapshot"]
+    assert _task_seqs(whole[:1]) == stored
+    assert whole[-1]["seq"] == execution.event_seq
+    assert whole[-1]["payload"]["status"] == "completed"
+
+    since = stored[2]
+    rest = asyncio.run(reconnect_and_catch_up(since))
+    assert _task_seqs(rest[:-1]) == [seq for seq in stored if seq > since]
+    assert rest[-1]["seq"] == execution.event_seq
+
+
+def test_a_task_numbers_every_event_and_line_without_holes(owner_client, token, org, start_worker):
+    """Status, progress and log lines of one task share one counter: 1, 2, 3… to the last."""
+    start_worker()
+
+    async def follow():
+        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to({"action": "subscribe", "object": "tasks"})
+        await _next(communicator, "subscribed")
+        loop = asyncio.get_running_loop()
+        with override_settings(SFP_CLI_PATH=fake_sfp("success")):
+            response = await loop.run_in_executor(
+                None, lambda: submit(owner_client, "build", BUILD_DATA)
+            )
+            operation_id = response.json()["operationId"]
+            mine = []
+            while not mine or mine[-1].get("payload", {}).get("status") != "completed":
+                message = await communicator.receive_json_from(timeout=30)
+                if message["payload"]["operationId"] == operation_id:
+                    mine.append(message)
+        await communicator.disconnect()
+        return operation_id, mine
+
+    operation_id, mine = asyncio.run(follow())
+    seqs = _task_seqs(mine)
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert seqs[-1] == TaskExecution.objects.get(pk=operation_id).event_seq
+    assert {m["event"] for m in mine} == {"task.status", "task.progress", "task.log"}
+
+
+def test_reconnecting_with_the_last_seq_misses_nothing_and_repeats_nothing(
+    owner_client, token, org, start_worker
+):
+    """Follow a slow build, drop the connection mid-way, reconnect with the last seq seen: the
+    lines produced meanwhile come from the database, then the live ones, each exactly once."""
+    start_worker()
+
+    async def follow_with_a_break():
+        loop = asyncio.get_running_loop()
+        with override_settings(SFP_CLI_PATH=fake_sfp("slow")):
+            response = await loop.run_in_executor(
+                None, lambda: submit(owner_client, "build", BUILD_DATA)
+            )
+            operation_id = response.json()["operationId"]
+            received = []
+
+            async def session(since, stop):
+                communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+                await communicator.connect()
+                await _next(communicator, "ready")
+                subscribe = {"action": "subscribe", "object": "task", "id": operation_id}
+                await communicator.send_json_to(subscribe | {"since": since})
+                await _next(communicator, "subscribed")
+                while True:
+                    message = await communicator.receive_json_from(timeout=30)
+                    received.append(message)
+                    if stop(message):
+                        break
+                await communicator.disconnect()
+
+            await session(0, lambda m: m["event"] == "task.log")  # the first lines, then away
+            gone_at = received[-1]["seq"]
+            await asyncio.sleep(1.2)  # the build goes on: ~2 more lines meanwhile
+            await session(gone_at, lambda m: m["payload"].get("status") == "completed")
+        return operation_id, received
+
+    operation_id, received = asyncio.run(follow_with_a_break())
+    stored = list(
+        TaskExecution.objects.get(pk=operation_id)
+        .log_lines.order_by("seq")
+        .values_list("seq", flat=True)
+    )
+    lines = [
+        line["seq"] for m in received if m["event"] == "task.log" for line in m["payload"]["lines"]
+    ]
+    assert lines == stored  # every line once, in order, across the break
+    numbered = [m["seq"] for m in received if m["event"] != "task.snapshot"]
+    assert numbered == sorted(set(numbered))  # each event once, in order
+    assert received[-1]["seq"] == TaskExecution.objects.get(pk=operation_id).event_seq
+
+
+def test_a_gap_in_a_followed_task_is_filled_from_the_database(owner, token):
+    """Lines whose event never arrived (lost on the way) are re-read when the next event shows
+    the gap, before that event is passed on."""
+    from django.db import transaction
+
+    from apps.tasks import lifecycle
+    from apps.tasks.models import TaskLogLine, TaskStatus
+    from tests.tasks.conftest import create_execution
+
+    execution = create_execution(owner, status=TaskStatus.ACTIVE)
+
+    async def follow():
+        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to(
+            {"action": "subscribe", "object": "task", "id": execution.pk, "since": 0}
         )
         snapshot = await _next(communicator, "task.snapshot")
-        log = await _next(communicator, "task.log")
-        await communicator.disconnect()
-        return snapshot, log
 
-    snapshot, log = asyncio.run(reconnect_and_catch_up())
-    assert snapshot["payload"]["status"] == "completed"
-    seqs = [line["seq"] for line in log["payload"]["lines"]]
-    assert seqs[0] == 4
-    assert seqs == list(range(4, seqs[-1] + 1))
+        def lose_two_lines_then_progress():
+            with transaction.atomic():  # stored and numbered, but its event is lost
+                last, _groups = lifecycle._reserve_event_seqs(execution.pk, 2)
+                TaskLogLine.objects.bulk_create(
+                    TaskLogLine(execution=execution, seq=seq, logged_at=execution.created_at,
+                                message=f"lost {seq}")
+                    for seq in (last - 1, last)
+                )  # fmt: skip
+            lifecycle.record_progress(execution.pk, progress=40, step="After the gap")
+
+        await asyncio.get_running_loop().run_in_executor(None, lose_two_lines_then_progress)
+        after = [await communicator.receive_json_from(timeout=10) for _ in range(2)]
+        await communicator.disconnect()
+        return snapshot, after
+
+    snapshot, (recovered, state) = asyncio.run(follow())
+    assert snapshot["seq"] == 0
+    assert recovered["event"] == "task.log"
+    assert [line["message"] for line in recovered["payload"]["lines"]] == ["lost 1", "lost 2"]
+    assert state["event"] == "task.snapshot"  # re-read after the gap: already at seq 3
+    assert state["seq"] == 3
+    assert state["payload"] | {"progress": 40, "currentStep": "After the gap"} == state["payload"]
+
+
+def test_an_event_reaching_two_subscriptions_is_sent_once(owner, token):
+    from apps.tasks import lifecycle
+    from apps.tasks.models import TaskStatus
+    from tests.tasks.conftest import create_execution
+
+    execution = create_execution(owner, status=TaskStatus.ACTIVE)
+
+    async def follow():
+        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to({"action": "subscribe", "object": "tasks"})
+        await _next(communicator, "subscribed")
+        await communicator.send_json_to({"action": "subscribe", "object": "me"})
+        await _next(communicator, "subscribed")
+        await communicator.send_json_to(
+            {"action": "subscribe", "object": "task", "id": execution.pk}
+        )
+        await _next(communicator, "task.snapshot")
+        loop = asyncio.get_running_loop()
+        for progress in (10, 20, 30):
+            await loop.run_in_executor(
+                None, lambda p=progress: lifecycle.record_progress(execution.pk, progress=p)
+            )
+        received = [await communicator.receive_json_from(timeout=10) for _ in range(3)]
+        assert await communicator.receive_nothing(timeout=0.5)
+        await communicator.disconnect()
+        return received
+
+    received = asyncio.run(follow())
+    assert [(m["seq"], m["payload"]["progress"]) for m in received] == [(1, 10), (2, 20), (3, 30)]
+
+
+def test_my_feed_carries_my_tasks_and_for_owners_the_gates(
+    owner, member, token, owner_client, member_client
+):
+    from apps.tasks import lifecycle
+    from apps.tasks.models import TaskStatus
+    from tests.accounts.factories import access_token_for
+    from tests.tasks.conftest import create_execution
+
+    mine = create_execution(owner, status=TaskStatus.ACTIVE)
+    theirs = create_execution(member, status=TaskStatus.ACTIVE)
+    member_token = access_token_for(member)
+
+    async def feed_of(raw_token):
+        communicator = socket([(b"authorization", f"Bearer {raw_token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to({"action": "subscribe", "object": "me"})
+        await _next(communicator, "subscribed")
+        return communicator
+
+    async def run():
+        owner_feed, member_feed = await feed_of(token), await feed_of(member_token)
+        loop = asyncio.get_running_loop()
+        for execution in (mine, theirs):
+            await loop.run_in_executor(
+                None, lambda e=execution: lifecycle.record_progress(e.pk, progress=50)
+            )
+        await loop.run_in_executor(
+            None,
+            lambda: lifecycle.publish_task_event(
+                theirs.pk, "pipeline.gate", {"step": "approve", "state": "waiting"},
+                extra_groups=("gates",),
+            ),
+        )  # fmt: skip
+        owner_saw = [await owner_feed.receive_json_from(timeout=10) for _ in range(2)]
+        member_saw = [await member_feed.receive_json_from(timeout=10) for _ in range(2)]
+        assert await owner_feed.receive_nothing(timeout=0.3)
+        assert await member_feed.receive_nothing(timeout=0.3)
+        await owner_feed.disconnect()
+        await member_feed.disconnect()
+        return owner_saw, member_saw
+
+    owner_saw, member_saw = asyncio.run(run())
+    assert [(m["event"], m["payload"]["operationId"]) for m in owner_saw] == [
+        ("task.progress", mine.pk),
+        ("pipeline.gate", theirs.pk),  # owners decide gates, whoever started the pipeline
+    ]
+    assert [(m["event"], m["payload"]["operationId"]) for m in member_saw] == [
+        ("task.progress", theirs.pk),
+        ("pipeline.gate", theirs.pk),  # the member's own pipeline
+    ]
 
 
 def test_live_events_reach_a_subscriber(owner_client, token, org, start_worker):
@@ -153,6 +386,7 @@ def test_environment_lock_events(owner, owner_client, token):
 
     snapshot, locked = asyncio.run(follow())
     assert snapshot["payload"]["isLocked"] is False
+    assert (snapshot["seq"], locked["seq"]) == (0, 1)  # the resource's own counter
     assert locked["payload"] == locked["payload"] | {
         "isLocked": True,
         "lockedBy": "qa@example.com",

@@ -40,8 +40,13 @@ def owner_client(owner):
 
 
 @pytest.fixture
-def member_client(team):
-    return bearer(access_token_for(make_member(team, TeamRole.MEMBER, email="dev@example.com")))
+def member(team):
+    return make_member(team, TeamRole.MEMBER, email="dev@example.com")
+
+
+@pytest.fixture
+def member_client(member):
+    return bearer(access_token_for(member))
 
 
 @pytest.fixture
@@ -86,6 +91,19 @@ def wait_for(client, operation_id: str, statuses=FINISHED_STATUSES, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"task {operation_id} still {body} after {timeout} s")
         time.sleep(0.05)
+
+
+def create_execution(user, *, status: str = "pending", type_: str = "noop") -> TaskExecution:
+    """An execution started by `user`, written directly (no worker will pick up a noop that is
+    already active)."""
+    return TaskExecution.objects.create(
+        type=type_,
+        status=status,
+        task_path="apps.tasks.tasks.noop",
+        triggered_by_kind="user",
+        triggered_by_id=str(user.pk),
+        triggered_by_label=user.email,
+    )
 
 
 def submit(client, type_: str, data: dict, **extra):

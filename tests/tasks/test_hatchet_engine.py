@@ -219,7 +219,8 @@ def test_a_flaky_run_succeeds_on_its_engine_retry(
     messages = [line["message"] for line in logs]
     assert "ERROR: Unable to connect to the org (socket hang up)" in messages
     assert messages.count("Step: Finished") == 1
-    assert [line["seq"] for line in logs] == list(range(1, len(logs) + 1))
+    seqs = [line["seq"] for line in logs]
+    assert seqs == sorted(set(seqs))  # both attempts' lines, in order, each once
     assert all("TASK_SECRET" not in m for m in messages)
     assert CredentialGrant.objects.filter(operation_id=operation_id).count() == 2
 

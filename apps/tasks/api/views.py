@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from apps.core.exceptions import InvalidRequest, NotFound
 from apps.core.pagination import limit_offset
 from apps.core.validation import validated
-from apps.tasks import selectors, services
+from apps.tasks import lifecycle, selectors, services
 from apps.tasks.catalogue import OPERATIONS
 from apps.tasks.models import Priority, ScheduleType, TaskStatus
 
@@ -266,15 +266,7 @@ class LogsView(APIView):
         return Response(
             {
                 "operationId": operation_id,
-                "logs": [
-                    {
-                        "seq": line.seq,
-                        "timestamp": line.logged_at.isoformat(),
-                        "stream": line.stream,
-                        "message": line.message,
-                    }
-                    for line in lines
-                ],
+                "logs": [lifecycle.log_line_dto(line) for line in lines],
             }
         )
 
