@@ -3,37 +3,23 @@ separate daphne process (channels-redis), while the API is served by a third (th
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
 import websockets
-from django.db import connection
 
 from apps.tasks.models import TaskExecution
 from tests.accounts.factories import access_token_for
-from tests.support.servers import PROJECT_ROOT, clean_environment, running_server
+from tests.support.servers import PROJECT_ROOT, running_server, shared_database_environment
 from tests.tasks.conftest import submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _environment() -> dict:
-    redis_url = os.environ.get("REDIS_URL")
-    assert redis_url, "this test needs Redis: make test and .ci/run export REDIS_URL"
-    db = connection.settings_dict
-    return clean_environment(
-        DJANGO_SETTINGS_MODULE="sfpserver.settings.test",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        REDIS_URL=redis_url,
-        SFP_WORKER_POLL_INTERVAL="0.05",
-    )
-
-
 def test_a_worker_process_reaches_a_socket_on_a_daphne_process(owner, owner_client):
-    environment = _environment()
+    environment = shared_database_environment(SFP_WORKER_POLL_INTERVAL="0.05")
     token = access_token_for(owner)
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "runworker", "--pool", "standard", "--slots", "1"],

@@ -44,6 +44,23 @@ def clean_environment(**overrides: str) -> dict[str, str]:
     return environment
 
 
+def shared_database_environment(**overrides: str) -> dict[str, str]:
+    """A server process sharing this test run's PostgreSQL database and Redis, so the test can
+    set data up with the ORM and watch what the process does."""
+    from django.db import connection
+
+    redis_url = os.environ.get("REDIS_URL")
+    assert redis_url, "this test needs Redis: make test and .ci/run export REDIS_URL"
+    db = connection.settings_dict
+    return clean_environment(
+        DJANGO_SETTINGS_MODULE="sfpserver.settings.test",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+        f"/{db['NAME']}",
+        REDIS_URL=redis_url,
+        **overrides,
+    )
+
+
 def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
