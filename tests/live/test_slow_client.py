@@ -132,3 +132,26 @@ def test_a_stalled_client_does_not_delay_another(owner):
     # More than kernel buffers can hold (4 MiB send + a few KiB receive) was still waiting for
     # the stalled socket when the other one was done: it really was stalled, and isolated.
     assert read_late > 6 * 2**20
+
+
+def test_a_client_that_stops_answering_is_closed(owner):
+    """A client that does not answer pings (one that stopped reading cannot) is dropped by
+    daphne — here after a 1 s interval + 2 s timeout, 20 + 30 s by default — so the server
+    never buffers for a dead reader forever."""
+    execution = create_execution(owner, status=TaskStatus.ACTIVE)
+    token = access_token_for(owner)
+    environment = shared_database_environment()
+    serve = ("serve", "--skip-bootstrap", "--ping-interval", "1", "--ping-timeout", "2")
+    with running_server(*serve, env=environment) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        stalled = _stalled_subscriber(port, token, execution.pk)
+        started = time.monotonic()
+        stalled.settimeout(30)
+        try:
+            while stalled.recv(65536):  # read, but never answer a ping
+                assert time.monotonic() - started < 30
+        except ConnectionResetError:
+            pass  # closed with data still unsent: the kernel resets the connection
+        closed_after = time.monotonic() - started
+        stalled.close()
+    assert 1 <= closed_after < 30

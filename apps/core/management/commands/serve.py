@@ -20,8 +20,30 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-bootstrap", action="store_true", help="Serve without migrating first."
         )
+        parser.add_argument(
+            "--ping-interval",
+            type=int,
+            default=20,
+            help="Seconds between keepalive pings on each WebSocket (daphne's default).",
+        )
+        parser.add_argument(
+            "--ping-timeout",
+            type=int,
+            default=30,
+            help="Close a WebSocket that has not answered a ping for this long: a client that "
+            "stopped reading is dropped instead of being buffered for forever.",
+        )
 
-    def handle(self, *args, host: str, port: int, skip_bootstrap: bool, **options):
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        skip_bootstrap: bool,
+        ping_interval: int,
+        ping_timeout: int,
+        **options,
+    ):
         if not skip_bootstrap:
             self.stdout.write("Applying database migrations…")
             call_command("migrate", interactive=False, verbosity=0)
@@ -32,4 +54,10 @@ class Command(BaseCommand):
 
         self.stdout.write(self.style.SUCCESS(f"Serving on http://{host}:{port}/"))
         self.stdout.flush()
-        CommandLineInterface().run(["-b", host, "-p", str(port), "sfpserver.asgi:application"])
+        CommandLineInterface().run(
+            [
+                *("-b", host, "-p", str(port)),
+                *("--ping-interval", str(ping_interval), "--ping-timeout", str(ping_timeout)),
+                "sfpserver.asgi:application",
+            ]
+        )
