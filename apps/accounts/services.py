@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import login as auth_login
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -477,6 +478,11 @@ def _start_session(user: User, family: uuid.UUID) -> SessionTokens:
     )
 
 
+def _login_email(email: str) -> str:
+    """The form logins are counted under (throttling reads `login.*` audit rows by it)."""
+    return email.strip().lower()
+
+
 def _check_login_throttle(email: str, ip: str | None) -> None:
     window = timedelta(seconds=settings.SFP_LOGIN_WINDOW_SECONDS)
     since = timezone.now() - window
@@ -503,10 +509,13 @@ def _check_login_throttle(email: str, ip: str | None) -> None:
         raise LoginThrottled(retry_after=settings.SFP_LOGIN_WINDOW_SECONDS)
 
 
-def session_login(*, email: str, password: str, request: HttpRequest) -> SessionTokens:
-    """Email + password → a new session. Failures are audited (and counted for throttling)
-    outside any transaction, so they persist although the login is refused."""
-    email = email.strip().lower()
+def credentials_verify(*, email: str, password: str, request: HttpRequest) -> User:
+    """Email + password → the user, for every way of logging in (API session, dashboard).
+
+    Throttled per email and client IP; refuses users with no team membership. Failures are
+    audited (and counted for throttling) outside any transaction, so they persist although the
+    login is refused. The caller records `login.succeeded` with the session it starts."""
+    email = _login_email(email)
     _check_login_throttle(email, client_ip(request))
     user = User.objects.filter(email__iexact=email, is_active=True).first()
     valid = user is not None and user.check_password(password) and user.memberships.exists()
@@ -515,18 +524,39 @@ def session_login(*, email: str, password: str, request: HttpRequest) -> Session
             User().set_password(password)  # same hashing cost whether or not the user exists
         audit_event("login.failed", request=request, target_type="user", target_id=email)
         raise LoginFailed("Invalid credentials or insufficient permissions")
+    return user
+
+
+def _audit_login_succeeded(user: User, email: str, request: HttpRequest, **fields) -> None:
+    audit_event(
+        "login.succeeded",
+        principal=principal_for_user(user),
+        request=request,
+        target_type="user",
+        target_id=_login_email(email),
+        **fields,
+    )
+
+
+def session_login(*, email: str, password: str, request: HttpRequest) -> SessionTokens:
+    """Email + password → a new API session (access and refresh tokens)."""
+    user = credentials_verify(email=email, password=password, request=request)
     with transaction.atomic():
         tokens = _start_session(user, uuid.uuid4())
         user.last_login = timezone.now()
         user.save(update_fields=["last_login"])
-        audit_event(
-            "login.succeeded",
-            principal=principal_for_user(user),
-            request=request,
-            target_type="user",
-            target_id=email,
-        )
+        _audit_login_succeeded(user, email, request)
     return tokens
+
+
+def browser_login(*, email: str, password: str, request: HttpRequest) -> User:
+    """Email + password → a Django session cookie (the dashboard; it also authenticates the
+    dashboard's WebSocket). Same checks, throttling and audit as `session_login`."""
+    user = credentials_verify(email=email, password=password, request=request)
+    with transaction.atomic():
+        auth_login(request, user)  # a new session key; sets last_login
+        _audit_login_succeeded(user, email, request, after={"session": "browser"})
+    return user
 
 
 class RefreshFailed(Exception):
