@@ -1,4 +1,5 @@
-"""Root URL map: the API under `/sfp/api`, its OpenAPI document, health, metrics and the admin.
+"""Root URL map: the API under `/sfp/api`, its OpenAPI document, health, metrics, the admin, and
+the dashboard at `/` (last, so it never shadows a route above).
 
 Routes have no trailing slash, as in the published API.
 """
@@ -26,4 +27,5 @@ urlpatterns = [
     path("health", DirectHealthView.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    path("", include("apps.dashboard.urls")),
 ]

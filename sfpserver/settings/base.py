@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "apps.environments",
     "apps.tasks",
     "apps.live",
+    "apps.dashboard",
     # After the project's apps: `manage.py runworker` is ours (the tasks worker), not Channels'.
     "channels",
 ]
@@ -174,6 +175,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# The dashboard's login page (the console at /admin/ keeps its own).
+LOGIN_URL = "dashboard:login"
 
 # --- Internationalisation ---------------------------------------------------------------------
 
