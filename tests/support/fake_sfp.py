@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for the `sfp` CLI that behaves like it: realistic output, progress lines, exit
-codes, slowness, hangs, crashes, a SIGTERM it ignores, and flakiness across attempts.
+codes, slowness, hangs, crashes, a SIGTERM it ignores, flakiness across attempts, and a run held
+halfway until a test releases it.
 
 Invoked as `fake_sfp.py [--scenario NAME] [--state FILE] <sfp subcommand and flags…>`; tests
 point SFP_CLI_PATH at "python fake_sfp.py --scenario NAME". It needs the org auth URL of every
@@ -21,6 +22,17 @@ def out(line: str, delay: float = 0.0) -> None:
     print(line, flush=True)
     if delay:
         time.sleep(delay)
+
+
+def wait_for_release(state: str | None, timeout: float = 120.0) -> bool:
+    """The `held` scenario stops halfway until its --state file exists (a test releases it)."""
+    out("Step: Waiting to be released")
+    deadline = time.monotonic() + timeout
+    while not (state and os.path.exists(state)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def main(argv: list[str]) -> int:
@@ -67,6 +79,10 @@ def main(argv: list[str]) -> int:
     out("Step: Fetching packages", delay)
     for index, package in enumerate(packages, start=1):
         out(f"[{index}/{len(packages)}] Processing {package}", delay)
+        if scenario == "held" and index == len(packages) // 2:
+            if not wait_for_release(state):
+                print("ERROR: Timed out waiting to be released", file=sys.stderr)
+                return 3
     if scenario == "fail":
         print("ERROR: Deployment failed: 3 component errors in sales-ext", file=sys.stderr)
         print("  ApexClass OpportunityService: Variable does not exist: amount", file=sys.stderr)
