@@ -1,2 +1,2 @@
-"""Live progress over Channels: WebSocket consumers, subscription rules, the event catalogue and
-the dashboard pages that consume them. Domain apps never import it."""
+"""Live progress over Channels: the `/sfp/ws` consumer, its subscription rules and the event
+catalogue. Domain apps never import it; the dashboard (`apps.dashboard`) is one of its clients."""

@@ -448,10 +448,14 @@ def record_progress(
         fields["current_step"] = step[:255]
     if not fields:
         return
+    # Only a real change is written and announced (a pipeline's tick repeats its summary).
+    unchanged = Q(**fields)
     with transaction.atomic(savepoint=False):
-        changed = TaskExecution.objects.filter(
-            Q(operation_id=operation_id), Q(status=TaskStatus.ACTIVE)
-        ).update(**fields)
+        changed = (
+            TaskExecution.objects.filter(operation_id=operation_id, status=TaskStatus.ACTIVE)
+            .exclude(unchanged)
+            .update(**fields)
+        )
         if changed:
             publish_task_event(
                 operation_id,
