@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.accounts.models import ApplicationToken, Membership, Team, TeamRole, User
+from apps.accounts.models import ApplicationToken, AuditEvent, Membership, Team, TeamRole, User
 from tests.accounts.factories import (
     DEFAULT_PASSWORD,
     TeamFactory,
@@ -30,10 +30,29 @@ def console(client, owner):
     return client
 
 
-def test_login_page_names_the_product(client):
-    response = client.get("/admin/login/")
-    assert response.status_code == 200
-    assert b"sfp server console" in response.content
+def test_signing_in_to_the_console_goes_through_the_dashboard_login(client, owner):
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/admin/"
+    login = client.get(response["Location"])
+    assert login.status_code == 302
+    assert login["Location"] == "/login?next=/admin/"
+    signed_in = client.post(
+        "/login", {"email": owner.email, "password": DEFAULT_PASSWORD, "next": "/admin/"}
+    )
+    assert signed_in["Location"] == "/admin/"
+    console = client.get("/admin/")
+    assert console.status_code == 200
+    assert b"sfp server console" in console.content
+    assert AuditEvent.objects.filter(action="login.succeeded", target_id=owner.email).exists()
+
+
+def test_a_member_signed_in_is_refused_without_a_redirect_loop(client, team):
+    member = make_member(team, TeamRole.MEMBER, email="dev@example.com")
+    client.force_login(member)
+    response = client.get("/admin/", follow=True)
+    assert response.status_code == 403
+    assert b"The console is for owners." in response.content
 
 
 def test_every_screen_opens(console, owner):
