@@ -1,9 +1,11 @@
 """ASGI entry point served by daphne: HTTP through Django, WebSockets through Channels.
 
 In the embedded default the task worker runs inside this process (so in-memory channel events
-reach the sockets served here); it is started once the Django app is ready.
+reach the sockets served here); it is started once the Django app is ready. Live events are
+sent from the server's own loop, which every connection registers (`apps.core.events`).
 """
 
+import asyncio
 import os
 
 from django.core.asgi import get_asgi_application
@@ -18,9 +20,22 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from apps.core.events import use_server_loop  # noqa: E402
 from apps.live.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+
+class PublishFromThisLoop:
+    """Registers the loop serving connections as the one live events are sent from."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        use_server_loop(asyncio.get_running_loop())
+        return await self.inner(scope, receive, send)
+
+
+routed = ProtocolTypeRouter(
     {
         "http": django_asgi_application,
         # Origin checked against ALLOWED_HOSTS; the login session authenticates the dashboard.
@@ -29,6 +44,7 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+application = PublishFromThisLoop(routed)
 
 if settings.SFP_EMBEDDED_WORKER:
     from apps.tasks.embedded import start_embedded_worker

@@ -118,6 +118,16 @@ def _object_key(event: str, payload: dict) -> str | None:
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
+    async def dispatch(self, message):
+        # Channels closes stale database connections before every handler, a hop to the sync
+        # thread each time: for an event fanned out to many sockets that was most of the cost.
+        # Forwarding an event needs no database (a resync goes through database_sync_to_async,
+        # which does its own clean-up).
+        if message["type"] == "sfp.event":
+            await self.sfp_event(message)
+        else:
+            await super().dispatch(message)
+
     async def connect(self):
         self.principal = None
         self.groups_joined: set[str] = set()
