@@ -423,3 +423,43 @@ def test_pipeline_gates_are_announced(owner, owner_client, token, org, start_wor
     waiting = asyncio.run(follow())
     assert waiting["payload"]["state"] == "waiting"
     assert waiting["payload"]["step"] == f"approve:{org.username}"
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}})
+def test_the_embedded_in_memory_layer_delivers_from_worker_threads_at_once(owner, token):
+    """The embedded default: a worker thread's event is sent from the loop serving the socket
+    (the in-memory layer is not thread-safe), and arrives without waiting for other traffic."""
+    import threading
+    import time
+
+    from apps.tasks import lifecycle
+    from apps.tasks.models import TaskStatus
+    from tests.tasks.conftest import create_execution
+
+    execution = create_execution(owner, status=TaskStatus.ACTIVE)
+
+    async def follow():
+        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to(
+            {"action": "subscribe", "object": "task", "id": execution.pk}
+        )
+        await _next(communicator, "task.snapshot")
+        latencies = []
+        for progress in (10, 20, 30):
+            worker = threading.Thread(
+                target=lifecycle.record_progress,
+                args=(execution.pk,),
+                kwargs={"progress": progress},
+            )
+            started = time.monotonic()
+            worker.start()
+            message = await _next(communicator, "task.progress", timeout=5)
+            latencies.append(time.monotonic() - started)
+            assert message["payload"]["progress"] == progress
+            await asyncio.get_running_loop().run_in_executor(None, worker.join)
+        await communicator.disconnect()
+        return latencies
+
+    assert max(asyncio.run(follow())) < 0.5  # no waiting for an unrelated wake-up of the loop
