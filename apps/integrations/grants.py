@@ -21,6 +21,7 @@ from apps.accounts.audit import audit_event
 from apps.accounts.principal import Principal
 from apps.core.exceptions import Forbidden, Gone, InvalidRequest, NotFound
 from apps.integrations.models import CredentialGrant
+from apps.integrations.vault import unseal_from
 
 DEFAULT_GRANT_TTL_SECONDS = 6 * 3600
 
@@ -148,6 +149,37 @@ def _resolve_integration(ref: dict) -> dict:
 
 
 register_resolver("integration", _resolve_integration)
+
+# Project platforms whose integrations can authenticate a clone, by integration provider.
+_INTEGRATION_PROVIDER_OF_PLATFORM = {"github": "github", "azure-devops": "azuredevops"}
+
+
+def _resolve_repository(ref: dict) -> dict:
+    """A project's clone URL (https) and the Authorization header for it, from the project's
+    integration (or the global one); no header when none applies (a public repository)."""
+    from apps.integrations.providers import git_http_authorization
+    from apps.integrations.selectors import integrations_in_scope
+    from apps.projects.models import Project
+    from apps.projects.remotes import https_clone_url
+
+    project = Project.objects.filter(identifier=ref.get("project", "")).first()
+    if project is None:
+        raise NotFound(f"Project {ref.get('project')} is not registered")
+    provider = _INTEGRATION_PROVIDER_OF_PLATFORM.get(project.platform)
+    found = integrations_in_scope(provider=provider, project=project.identifier) if provider else []
+    authorization = None
+    if found:
+        integration = found[0]
+        authorization = git_http_authorization(
+            integration.provider,
+            integration.auth_type,
+            unseal_from(integration, "credentials").value,
+            integration.config,
+        )
+    return {"remoteUrl": https_clone_url(project.remote_url), "authorization": authorization}
+
+
+register_resolver("repository", _resolve_repository)
 
 
 def live_grant_for(*, operation_id: str) -> CredentialGrant | None:

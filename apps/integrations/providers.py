@@ -12,6 +12,7 @@ that long to live. Every failure, whether at minting or on a later call, becomes
 contains a token, private key or client secret.
 """
 
+import base64
 import email.utils
 import hashlib
 import re
@@ -163,6 +164,22 @@ def client_for(
     raise ProviderError(
         f"No client for provider {provider} with auth type {auth_type}", kind="invalid"
     )
+
+
+def git_http_authorization(
+    provider: str, auth_type: str, credentials: dict, config: dict | None = None
+) -> str:
+    """The `Authorization` header git sends to clone over HTTPS with these credentials: Basic
+    `x-access-token:<token>` on GitHub (App installation token or PAT), Basic `:<PAT>` on Azure
+    DevOps, Bearer with a service principal's Azure AD token. Tokens are minted and cached as
+    for API calls."""
+    client = client_for(provider, auth_type, credentials, config)
+    token = client.sensitive_values[0]
+    if client.provider == "github":
+        return "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    if auth_type == "pat":
+        return "Basic " + base64.b64encode(f":{token}".encode()).decode()
+    return f"Bearer {token}"
 
 
 def verify(provider: str, auth_type: str, credentials: dict, config: dict | None = None) -> dict:

@@ -16,7 +16,7 @@ from apps.environments import locks
 from apps.environments.models import LockStatus
 from apps.integrations import grants
 from apps.tasks import lifecycle
-from apps.tasks.catalogue import environment_lock_of, operation
+from apps.tasks.catalogue import credential_items, environment_lock_of, operation
 from apps.tasks.execution import AttemptContext, attempt_context
 from apps.tasks.models import TaskExecution
 
@@ -43,7 +43,7 @@ def run_attempt(
     watcher = threading.Thread(
         target=watch, args=(context, stop), name="sfp-attempt-watch", daemon=True
     )
-    items = operation(execution.type).orgs(execution.data)
+    items = credential_items(operation(execution.type), execution.data)
     status = "failed"
     outcome = lifecycle.AttemptOutcome()
     try:

@@ -16,6 +16,8 @@ from apps.core.exceptions import InvalidRequest
 
 # Environment variables through which an org's auth URL reaches the CLI, by alias.
 ORG_ALIAS_ENV = {"devhub": "SFP_DEVHUB_AUTH_URL", "target": "SFP_TARGET_ORG_AUTH_URL"}
+# The grant item naming the repository checkout an sfp command runs in.
+SOURCE_ALIAS = "source"
 
 
 class _Repository(serializers.Serializer):
@@ -170,6 +172,19 @@ OPERATIONS: dict[str, Operation] = {
         Operation("noop", "Internal: does nothing (benchmarks, smoke tests)", NoopInput, None),
     ]
 }  # fmt: skip
+
+
+def credential_items(op: Operation, data: dict) -> list[dict]:
+    """What an execution's credential grant names: its orgs, and the checkout of its repository
+    when that repository is a registered project (sfp runs in the checkout)."""
+    from apps.projects.selectors import project_exists
+
+    items = op.orgs(data)
+    if op.command is not None and data.get("repository") and project_exists(data["repository"]):
+        items.append(
+            {"kind": "repository", "ref": {"project": data["repository"]}, "alias": SOURCE_ALIAS}
+        )
+    return items
 
 
 def environment_lock_of(op: Operation, data: dict) -> tuple[str, str] | None:

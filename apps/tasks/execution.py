@@ -19,13 +19,14 @@ from django.utils import timezone
 
 from apps.integrations import grants
 from apps.tasks import lifecycle
-from apps.tasks.catalogue import ORG_ALIAS_ENV, operation
+from apps.tasks.catalogue import ORG_ALIAS_ENV, SOURCE_ALIAS, operation
 from apps.tasks.models import TaskExecution, TaskLogLine
-from apps.tasks.runner import run_cli
+from apps.tasks.runner import Command, run_cli
 
 _PROGRESS_PERCENT = re.compile(r"\bprogress[:=]?\s*(\d{1,3})\s*%", re.IGNORECASE)
 _PROGRESS_RATIO = re.compile(r"\[(\d+)/(\d+)\]")
 _STEP = re.compile(r"^(?:==>|Step:)\s*(.+)$")
+CHECKOUT_DIR = "source"
 
 
 @dataclass
@@ -109,16 +110,81 @@ class ProgressReader:
             )
 
 
-def _credentials_env(execution: TaskExecution, worker_id: str) -> dict[str, str]:
+@dataclass
+class Credentials:
+    """What the attempt's grant revealed: org auth URLs by environment variable, and the
+    repository checkout (clone URL and its Authorization header), if any."""
+
+    org_env: dict[str, str] = field(default_factory=dict)
+    checkout: dict | None = None
+
+
+def _redeem_credentials(execution: TaskExecution, worker_id: str) -> Credentials:
+    credentials = Credentials()
     live = grants.live_grant_for(operation_id=execution.operation_id)
     if live is None:
-        return {}
-    env = {}
+        return credentials
     for item in grants.grant_redeem_local(grant=live, worker_id=worker_id):
         alias = item.get("alias")
         if item["kind"] == "salesforce_org" and alias in ORG_ALIAS_ENV:
-            env[ORG_ALIAS_ENV[alias]] = item["credentials"]["sfdxAuthUrl"]
+            credentials.org_env[ORG_ALIAS_ENV[alias]] = item["credentials"]["sfdxAuthUrl"]
+        elif item["kind"] == "repository" and alias == SOURCE_ALIAS:
+            credentials.checkout = item["credentials"]
+    return credentials
+
+
+def _git_env(authorization: str | None) -> dict[str, str]:
+    """git without prompts or system config; the Authorization header only in its environment
+    (GIT_CONFIG_* never appears in argv, logs or the workspace's files)."""
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_ASKPASS": "/bin/false"}
+    if authorization:
+        env |= {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: {authorization}",
+        }
     return env
+
+
+def _commands(
+    execution: TaskExecution, sfp: Command, credentials: Credentials, log: "TaskLog"
+) -> list[Command]:
+    """The checkout (when the repository is a registered project), then sfp inside it."""
+    if credentials.checkout is None:
+        if execution.data.get("repository"):
+            log.append(
+                "system",
+                f"Project {execution.data['repository']} is not registered: "
+                "sfp runs without a checkout",
+            )
+        return [sfp]
+    remote, branch = credentials.checkout["remoteUrl"], execution.data.get("branch") or "main"
+    git = settings.SFP_GIT_PATH
+    clone = ["clone", "--depth", "1", "--single-branch", "--branch", branch, remote, CHECKOUT_DIR]
+    sfp.cwd = CHECKOUT_DIR
+    return [
+        Command(
+            [git, *clone],
+            secrets_env=_git_env(credentials.checkout.get("authorization")),
+            announce="$ git " + " ".join(clone),
+            role="checkout",
+        ),
+        Command([git, "log", "-1", "--format=Checked out %H: %s"], cwd=CHECKOUT_DIR),
+        sfp,
+    ]
+
+
+def _checkout_failure(tail: list[str], checkout: dict) -> tuple[str, bool]:
+    """What went wrong with a clone, for the user, and whether another attempt could help (a
+    refused credential or a missing branch will not change by retrying; a network error may)."""
+    output = "\n".join(tail)
+    if "could not read Username" in output or "Authentication failed" in output:
+        if checkout.get("authorization"):
+            return "the repository host refused the credentials of the project's integration", False
+        return "the repository needs credentials: add an integration for the project", False
+    last = next((line for line in reversed(tail) if line.strip()), "git failed without output")
+    permanent = ("not found in upstream", "Repository not found", "does not appear to be a git")
+    return last.removeprefix("fatal: "), not any(marker in output for marker in permanent)
 
 
 def run_operation(operation_id: str) -> dict:
@@ -143,13 +209,16 @@ def run_operation(operation_id: str) -> dict:
         progress.read(text)
 
     with transaction.atomic():
-        secrets_env = _credentials_env(execution, context.worker_id)
+        credentials = _redeem_credentials(execution, context.worker_id)
     command = op.command(execution.data)
-    argv = [*shlex.split(settings.SFP_CLI_PATH), *command]
-    log.append("system", "$ sfp " + " ".join(command))
+    sfp = Command(
+        [*shlex.split(settings.SFP_CLI_PATH), *command],
+        secrets_env=credentials.org_env,
+        announce="$ sfp " + " ".join(command),
+    )
+    commands = _commands(execution, sfp, credentials, log)
     outcome = run_cli(
-        argv,
-        secrets_env=secrets_env,
+        commands,
         timeout_seconds=execution.timeout_seconds,
         on_line=on_line,
         cancel_requested=context.cancel_event.is_set,
@@ -170,6 +239,14 @@ def run_operation(operation_id: str) -> dict:
         "system", f"Exited with code {outcome.exit_code} in {outcome.duration_seconds:.1f} s"
     )
     log.flush()
+    if outcome.exit_code != 0 and commands[outcome.last_command].role == "checkout":
+        reason, retryable = _checkout_failure(outcome.tail, credentials.checkout)
+        raise lifecycle.TaskFailed(
+            f"Could not check out {execution.data['repository']} at "
+            f"{execution.data.get('branch') or 'main'}: {reason}",
+            stack="\n".join(outcome.tail),
+            retryable=retryable,
+        )
     if outcome.exit_code != 0:
         raise lifecycle.TaskFailed(
             f"sfp exited with code {outcome.exit_code}", stack="\n".join(outcome.tail)

@@ -53,6 +53,9 @@ def main(argv: list[str]) -> int:
             out(f"Authenticated {alias} from the environment (auth URL not shown)")
     secrets_seen = [k for k in os.environ if k.endswith("_AUTH_URL")]
     out(f"sfp  -- {command} -- (fake) workspace={os.getcwd()} credentials={len(secrets_seen)}")
+    if os.path.exists("sfdx-project.json"):  # run inside a checkout, as the real worker does
+        with open("BRANCH") if os.path.exists("BRANCH") else open(os.devnull) as branch:
+            out(f"Project sfdx-project.json found (checkout of {branch.read().strip() or '?'})")
 
     if scenario == "flaky" and state:
         attempts = int(open(state).read()) if os.path.exists(state) else 0

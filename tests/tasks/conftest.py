@@ -13,6 +13,7 @@ from apps.tasks.worker import Worker
 from tests.accounts.factories import TeamFactory, access_token_for, app_token_for, make_member
 from tests.integrations.factories import sealed_org
 from tests.support.clients import bearer
+from tests.support.git_repos import bare_repository
 
 FAKE_SFP = Path(__file__).resolve().parents[1] / "support" / "fake_sfp.py"
 AUTH_URL = "force://PlatformCLI::5Aep_TASK_SECRET_refresh@acme.my.salesforce.com"
@@ -22,6 +23,12 @@ BUILD_DATA = {"repository": "acme/app", "devhub": "hub@acme.example", "branch": 
 def fake_sfp(scenario: str = "success", state: Path | None = None) -> str:
     command = f"{sys.executable} {FAKE_SFP} --scenario {scenario}"
     return command + (f" --state {state}" if state else "")
+
+
+@pytest.fixture
+def git_remote(tmp_path) -> str:
+    """A `file://` URL of a bare repository holding a minimal sfdx project (branch main)."""
+    return bare_repository(tmp_path / "remote").as_uri()
 
 
 @pytest.fixture

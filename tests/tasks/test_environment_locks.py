@@ -17,9 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def uat():
+def uat(git_remote):
     project = Project.objects.create(
-        identifier="acme/app", remote_url="https://github.com/acme/app", platform="github"
+        identifier="acme/app", remote_url=git_remote, platform="github"
     )
     org = sealed_org(username="uat@acme.example", auth_url=AUTH_URL)
     return Environment.objects.create(project=project, name="UAT", category="test", org=org)

@@ -37,10 +37,10 @@ def test_a_build_runs_sfp_with_credentials_only_in_its_environment(owner_client,
     assert status["status"] == "completed", status
     logs = owner_client.get(f"/sfp/api/logs/{operation_id}").json()["logs"]
     messages = [line["message"] for line in logs]
-    assert (
-        messages[0]
-        == "$ sfp build --devhubalias devhub --branch main --artifactdir artifacts --diffcheck"
-    )
+    assert messages[:2] == [
+        "Project acme/app is not registered: sfp runs without a checkout",
+        "$ sfp build --devhubalias devhub --branch main --artifactdir artifacts --diffcheck",
+    ]
     assert "Authenticated devhub from the environment (auth URL not shown)" in messages
     assert "[4/4] Processing integrations" in messages
     seqs = [line["seq"] for line in logs]

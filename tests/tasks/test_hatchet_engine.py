@@ -276,7 +276,7 @@ def test_the_engines_cancel_stops_a_running_attempt(
 
 
 def test_an_install_waits_in_its_slot_for_the_environments_lock(
-    owner_client, org, engine, standard_worker, scenario_file
+    owner_client, org, engine, standard_worker, scenario_file, git_remote
 ):
     """On Hatchet the engine has given the attempt a slot: it waits there, saying why."""
     import time as clock
@@ -286,7 +286,7 @@ def test_an_install_waits_in_its_slot_for_the_environments_lock(
     from apps.projects.models import Project
 
     project = Project.objects.create(
-        identifier="acme/app", remote_url="https://github.com/acme/app", platform="github"
+        identifier="acme/app", remote_url=git_remote, platform="github"
     )
     Environment.objects.create(project=project, name="UAT", category="test", org=org)
     held = locks.request_lock(

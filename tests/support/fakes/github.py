@@ -6,12 +6,22 @@ public key and applies GitHub's claim rules, mints random `ghs_` tokens with a c
 lifetime (so tests can watch reuse and renewal) and counts them. Repository and user endpoints
 accept only tokens it issued. `rate_limit()` makes every endpoint answer GitHub's 403 with an
 exhausted `x-ratelimit-remaining`.
+
+It also serves git: `add_repository("acme/app", bare_path)` makes `<url>/acme/app.git` clonable
+over the smart HTTP protocol (the real `git http-backend` answers), for Basic credentials
+`x-access-token:<installation token or PAT it issued>` only, as for a private repository on
+GitHub; anything else gets git's 401 challenge.
 """
 
+import base64
+import binascii
+import os
 import secrets
 import string
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 
@@ -31,6 +41,12 @@ class FakeGitHub(FakeServer):
         self.tokens_minted = 0
         self._installation_tokens: dict[str, tuple[str, float]] = {}  # token → (id, expiry)
         self._rate_limit_reset: int | None = None
+        self.repositories: dict[str, Path] = {}  # "owner/repo" → bare repository
+
+    def add_repository(self, full_name: str, bare: Path) -> str:
+        """Serve a bare repository; returns its clone URL."""
+        self.repositories[full_name] = bare
+        return f"{self.url}/{full_name}.git"
 
     def add_app(self, app_id: str | int, public_key_pem: str) -> None:
         self.apps[str(app_id)] = public_key_pem
@@ -75,6 +91,8 @@ class FakeGitHub(FakeServer):
                     "x-ratelimit-resource": "core",
                 },
             )
+        if ".git/" in request.route:
+            return self._git(request)
         parts = request.route.strip("/").split("/")
         if (
             request.method == "POST"
@@ -193,6 +211,60 @@ class FakeGitHub(FakeServer):
         if login is None:
             return _bad_credentials()
         return FakeResponse.json(200, {"login": login, "id": 583231, "type": "User"})
+
+    def _git_token_valid(self, request: RecordedRequest) -> bool:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            username, _, token = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        if username != "x-access-token":
+            return False
+        with self.lock:
+            if token in self.pats:
+                return True
+            installation_id, expiry = self._installation_tokens.get(token, ("", 0.0))
+            installation = self.installations.get(installation_id)
+            return bool(installation) and not installation["revoked"] and expiry > time.time()
+
+    def _git(self, request: RecordedRequest) -> FakeResponse:
+        full_name, _, service_path = request.route.lstrip("/").partition(".git/")
+        bare = self.repositories.get(full_name)
+        if bare is None:
+            return FakeResponse.text(404, "Repository not found.\n")
+        if not self._git_token_valid(request):
+            return FakeResponse(
+                401, b"Invalid username or token.\n", {"WWW-Authenticate": 'Basic realm="GitHub"'}
+            )
+        environment = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": str(bare.parent),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": f"/{bare.name}/{service_path}",
+            "QUERY_STRING": request.path.partition("?")[2],
+            "REQUEST_METHOD": request.method,
+            "CONTENT_TYPE": request.headers.get("content-type", ""),
+            "CONTENT_LENGTH": str(len(request.body)),
+            "HTTP_CONTENT_ENCODING": request.headers.get("content-encoding", ""),
+            "HTTP_GIT_PROTOCOL": request.headers.get("git-protocol", ""),
+            "REMOTE_USER": "x-access-token",
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        answer = subprocess.run(
+            ["git", "http-backend"], input=request.body, env=environment,
+            capture_output=True, check=False,
+        ).stdout  # fmt: skip
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status, headers = 200, {}
+        for line in head.decode().split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            elif name:
+                headers[name] = value.strip()
+        return FakeResponse(status, body, headers)
 
 
 def _bad_credentials() -> FakeResponse:
