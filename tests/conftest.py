@@ -1,8 +1,17 @@
-"""Suite-wide fixtures: an API client, and ending stray database sessions before teardown."""
+"""Suite-wide fixtures: an API client, the fake sf CLI for every worker, and ending stray
+database sessions before teardown."""
 
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
+
+from tests.support import fake_sf
+
+
+@pytest.fixture(autouse=True)
+def _fake_sf_cli(settings):
+    """Workers authorise orgs with `sf org login sfdx-url`; here the fake sf answers."""
+    settings.SFP_SF_CLI_PATH = fake_sf.command()
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ credentials its grant names, and the `sfp` command line it becomes.
 
 Policies (pool, retries, backoff, timeout) live on the django.tasks declarations in
 `apps.tasks.tasks`; this module says what an operation *is*. Command lines never contain a
-credential: orgs are referred to by alias, and their auth URLs reach the CLI only through the
-environment (see `apps.tasks.runner`).
+credential: orgs are referred to by alias, authorised in the sf CLI beforehand from their auth
+URLs (see `apps.tasks.execution`).
 """
 
 from collections.abc import Callable
@@ -14,8 +14,9 @@ from rest_framework import serializers
 
 from apps.core.exceptions import InvalidRequest
 
-# Environment variables through which an org's auth URL reaches the CLI, by alias.
-ORG_ALIAS_ENV = {"devhub": "SFP_DEVHUB_AUTH_URL", "target": "SFP_TARGET_ORG_AUTH_URL"}
+# The aliases sfp commands name orgs by; each is authorised in the sf CLI before sfp runs, with
+# the flags that make it the default for its role.
+ORG_ALIAS_LOGIN_FLAGS = {"devhub": ["--set-default-dev-hub"], "target": ["--set-default"]}
 # The grant item naming the repository checkout an sfp command runs in.
 SOURCE_ALIAS = "source"
 

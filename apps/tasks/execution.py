@@ -1,9 +1,12 @@
 """What running one operation means, whichever backend dispatched it.
 
-`run_operation` reads the execution, redeems its credential grant, builds the command line from
-the catalogue, runs the `sfp` CLI through the runner, batches output lines into the task log,
-reads progress from the output, and maps the exit to a result or a failure. The worker that
-called it provides an `AttemptContext` (worker identity and a cancellation flag).
+`run_operation` reads the execution, redeems its credential grant, and runs through the runner,
+in one workspace: the checkout of the project's repository (git, with the integration's header in
+git's environment only), `sf org login sfdx-url` for each org alias (its auth URL in a 0600 file
+that exists only while that command runs), then the `sfp` command from the catalogue inside the
+checkout. It batches output lines into the task log, reads progress from the output, and maps
+the exit to a result or a failure that says which step failed and whether retrying can help. The
+worker that called it provides an `AttemptContext` (worker identity and a cancellation flag).
 """
 
 import contextvars
@@ -19,7 +22,7 @@ from django.utils import timezone
 
 from apps.integrations import grants
 from apps.tasks import lifecycle
-from apps.tasks.catalogue import ORG_ALIAS_ENV, SOURCE_ALIAS, operation
+from apps.tasks.catalogue import ORG_ALIAS_LOGIN_FLAGS, SOURCE_ALIAS, operation
 from apps.tasks.models import TaskExecution, TaskLogLine
 from apps.tasks.runner import Command, run_cli
 
@@ -112,10 +115,11 @@ class ProgressReader:
 
 @dataclass
 class Credentials:
-    """What the attempt's grant revealed: org auth URLs by environment variable, and the
-    repository checkout (clone URL and its Authorization header), if any."""
+    """What the attempt's grant revealed: org auth URLs by alias, and the repository checkout
+    (clone URL and its Authorization header), if any."""
 
-    org_env: dict[str, str] = field(default_factory=dict)
+    org_auth_urls: dict[str, str] = field(default_factory=dict, repr=False)
+    org_usernames: dict[str, str] = field(default_factory=dict)
     checkout: dict | None = None
 
 
@@ -126,8 +130,9 @@ def _redeem_credentials(execution: TaskExecution, worker_id: str) -> Credentials
         return credentials
     for item in grants.grant_redeem_local(grant=live, worker_id=worker_id):
         alias = item.get("alias")
-        if item["kind"] == "salesforce_org" and alias in ORG_ALIAS_ENV:
-            credentials.org_env[ORG_ALIAS_ENV[alias]] = item["credentials"]["sfdxAuthUrl"]
+        if item["kind"] == "salesforce_org" and alias in ORG_ALIAS_LOGIN_FLAGS:
+            credentials.org_auth_urls[alias] = item["credentials"]["sfdxAuthUrl"]
+            credentials.org_usernames[alias] = item["ref"]["username"]
         elif item["kind"] == "repository" and alias == SOURCE_ALIAS:
             credentials.checkout = item["credentials"]
     return credentials
@@ -146,10 +151,41 @@ def _git_env(authorization: str | None) -> dict[str, str]:
     return env
 
 
+# The sf CLI in a worker: no telemetry, no update checks, credentials in files under HOME.
+SF_ENV = {
+    "SF_DISABLE_TELEMETRY": "true",
+    "SF_AUTOUPDATE_DISABLE": "true",
+    "SF_SKIP_NEW_VERSION_CHECK": "true",
+    "SF_USE_GENERIC_UNIX_KEYCHAIN": "true",
+}
+
+
+def _org_logins(credentials: Credentials) -> list[Command]:
+    """`sf org login sfdx-url` per org alias: the auth URL in a 0600 file that exists only
+    while that command runs (the sf CLI keeps what it needs under the workspace's HOME)."""
+    sf = shlex.split(settings.SFP_SF_CLI_PATH)
+    logins = []
+    for alias, auth_url in credentials.org_auth_urls.items():
+        url_file = f".sfp-auth/{alias}.url"
+        arguments = ["org", "login", "sfdx-url", "--sfdx-url-file", url_file, "--alias", alias]
+        arguments += ORG_ALIAS_LOGIN_FLAGS[alias]
+        logins.append(
+            Command(
+                [*sf, *arguments],
+                secrets_env=dict(SF_ENV),
+                secret_files={url_file: auth_url},
+                announce=f"$ sf {' '.join(arguments)}  ({credentials.org_usernames[alias]})",
+                role=f"org-login:{alias}",
+            )
+        )
+    return logins
+
+
 def _commands(
     execution: TaskExecution, sfp: Command, credentials: Credentials, log: "TaskLog"
 ) -> list[Command]:
-    """The checkout (when the repository is a registered project), then sfp inside it."""
+    """The checkout (when the repository is a registered project), the org logins, then sfp
+    inside the checkout."""
     if credentials.checkout is None:
         if execution.data.get("repository"):
             log.append(
@@ -157,7 +193,7 @@ def _commands(
                 f"Project {execution.data['repository']} is not registered: "
                 "sfp runs without a checkout",
             )
-        return [sfp]
+        return [*_org_logins(credentials), sfp]
     remote, branch = credentials.checkout["remoteUrl"], execution.data.get("branch") or "main"
     git = settings.SFP_GIT_PATH
     clone = ["clone", "--depth", "1", "--single-branch", "--branch", branch, remote, CHECKOUT_DIR]
@@ -170,6 +206,7 @@ def _commands(
             role="checkout",
         ),
         Command([git, "log", "-1", "--format=Checked out %H: %s"], cwd=CHECKOUT_DIR),
+        *_org_logins(credentials),
         sfp,
     ]
 
@@ -213,7 +250,7 @@ def run_operation(operation_id: str) -> dict:
     command = op.command(execution.data)
     sfp = Command(
         [*shlex.split(settings.SFP_CLI_PATH), *command],
-        secrets_env=credentials.org_env,
+        secrets_env=dict(SF_ENV),
         announce="$ sfp " + " ".join(command),
     )
     commands = _commands(execution, sfp, credentials, log)
@@ -246,6 +283,17 @@ def run_operation(operation_id: str) -> dict:
             f"{execution.data.get('branch') or 'main'}: {reason}",
             stack="\n".join(outcome.tail),
             retryable=retryable,
+        )
+    failed_role = commands[outcome.last_command].role
+    if outcome.exit_code != 0 and failed_role.startswith("org-login:"):
+        alias = failed_role.removeprefix("org-login:")
+        output = "\n".join(outcome.tail)
+        reason = next((line for line in reversed(outcome.tail) if line.strip()), "no output")
+        raise lifecycle.TaskFailed(
+            f"Could not authorise org {credentials.org_usernames[alias]} ({alias}) in the sf "
+            f"CLI: {reason.removeprefix('Error (1): ')}",
+            stack=output,
+            retryable="invalid_grant" not in output and "Invalid SFDX" not in output,
         )
     if outcome.exit_code != 0:
         raise lifecycle.TaskFailed(

@@ -26,13 +26,16 @@ _PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "NODE_OPTIONS", "SSL_CERT_FIL
 @dataclass
 class Command:
     """One process to run in the workspace; `cwd` is relative to it. `announce` is logged (as a
-    `system` line) when it starts; `role` names it for the caller's error messages."""
+    `system` line) when it starts; `role` names it for the caller's error messages. Secrets reach
+    it only through `secrets_env` or `secret_files`, never its argv."""
 
     argv: list[str]
     secrets_env: dict[str, str] = field(default_factory=dict, repr=False)
     cwd: str = "."
     announce: str = ""
     role: str = ""
+    # Files (path relative to the workspace → content) that exist only while it runs, 0600.
+    secret_files: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -91,6 +94,7 @@ def run_cli(
             if command.announce:
                 on_line("system", command.announce)
             env = base_env | command.secrets_env
+            written = _write_secret_files(workspace, command.secret_files)
             try:
                 _run_one(
                     command,
@@ -106,14 +110,29 @@ def run_cli(
                 )
             finally:
                 env.clear()
+                for path in written:
+                    os.remove(path)
             if outcome.exit_code != 0 or outcome.cancelled or outcome.timed_out:
                 break
     finally:
         for command in commands:
             command.secrets_env.clear()
+            command.secret_files.clear()
         shutil.rmtree(workspace, ignore_errors=True)
         outcome.duration_seconds = time.monotonic() - started
     return outcome
+
+
+def _write_secret_files(workspace: str, files: dict[str, str]) -> list[str]:
+    written = []
+    for relative, content in files.items():
+        path = os.path.join(workspace, relative)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(content)
+        written.append(path)
+    return written
 
 
 def _run_one(

@@ -18,6 +18,8 @@ TASKS = {
 
 # The sfp CLI: a path, or a command with arguments (e.g. "node /opt/sfp/bin/run").
 SFP_CLI_PATH = env.str("SFP_CLI_PATH", default="sfp")
+# The Salesforce CLI, which authorises each task's orgs (`sf org login sfdx-url`) before sfp runs.
+SFP_SF_CLI_PATH = env.str("SFP_SF_CLI_PATH", default="sf")
 # git, for the repository checkout every sfp command runs in.
 SFP_GIT_PATH = env.str("SFP_GIT_PATH", default="git")
 SFP_CLI_TERM_GRACE_SECONDS = env.float("SFP_CLI_TERM_GRACE_SECONDS", default=10.0)

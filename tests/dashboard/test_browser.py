@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.support import fake_sf
 from tests.support.fakes.salesforce import FakeSalesforce
 from tests.support.servers import PROJECT_ROOT, clean_environment, running_server
 from tests.tasks.conftest import BUILD_DATA, fake_sfp
@@ -66,6 +67,7 @@ def server(tmp_path_factory, salesforce, release_file):
         SFP_ADMIN_EMAIL=OWNER_EMAIL,
         SFP_ADMIN_PASSWORD=OWNER_PASSWORD,
         SFP_CLI_PATH=fake_sfp("held", state=release_file),
+        SFP_SF_CLI_PATH=fake_sf.command(),
         SFP_SALESFORCE_INSECURE_HOSTS=salesforce.host,
         # The test reads the server's output only at the end: keep it short.
         LOG_LEVEL="WARNING",

@@ -4,18 +4,18 @@ codes, slowness, hangs, crashes, a SIGTERM it ignores, flakiness across attempts
 halfway until a test releases it.
 
 Invoked as `fake_sfp.py [--scenario NAME] [--state FILE] <sfp subcommand and flags…>`; tests
-point SFP_CLI_PATH at "python fake_sfp.py --scenario NAME". It needs the org auth URL of every
-alias it is given (`--targetorg target`, `--devhubalias devhub`) in its environment, as the real
-worker image does, and fails like sfp does when one is missing. It never prints a credential.
+point SFP_CLI_PATH at "python fake_sfp.py --scenario NAME". Like the real sfp it needs every
+alias it is given (`--targetorg target`, `--devhubalias devhub`) authorised in the sf CLI's store
+under $HOME (the worker runs `sf org login sfdx-url` first; tests use fake_sf.py), and fails like
+sfp does when one is missing. It never prints a credential.
 """
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-
-ALIASES = {"devhub": "SFP_DEVHUB_AUTH_URL", "target": "SFP_TARGET_ORG_AUTH_URL"}
 
 
 def out(line: str, delay: float = 0.0) -> None:
@@ -44,15 +44,17 @@ def main(argv: list[str]) -> int:
             state = argv[1]
         argv = argv[2:]
     command = " ".join(a for a in argv if not a.startswith("-"))[:40] or "help"
+    aliases_path = os.path.join(os.environ.get("HOME", "/nonexistent"), ".sfdx", "alias.json")
+    authorised = json.load(open(aliases_path))["orgs"] if os.path.exists(aliases_path) else {}
     for flag in ("--targetorg", "--devhubalias", "--targetdevhubusername"):
         if flag in argv:
             alias = argv[argv.index(flag) + 1]
-            if not os.environ.get(ALIASES.get(alias, "")):
+            if alias not in authorised:
                 print(f"ERROR: No authorization information found for {alias}.", file=sys.stderr)
                 return 1
-            out(f"Authenticated {alias} from the environment (auth URL not shown)")
-    secrets_seen = [k for k in os.environ if k.endswith("_AUTH_URL")]
-    out(f"sfp  -- {command} -- (fake) workspace={os.getcwd()} credentials={len(secrets_seen)}")
+            out(f"Using {alias} ({authorised[alias]}), authorised in the sf CLI")
+    secrets_seen = [k for k in os.environ if "AUTH_URL" in k or k.endswith("TOKEN")]
+    out(f"sfp  -- {command} -- (fake) workspace={os.getcwd()} secrets_in_env={len(secrets_seen)}")
     if os.path.exists("sfdx-project.json"):  # run inside a checkout, as the real worker does
         with open("BRANCH") if os.path.exists("BRANCH") else open(os.devnull) as branch:
             out(f"Project sfdx-project.json found (checkout of {branch.read().strip() or '?'})")

@@ -37,11 +37,20 @@ def test_a_build_runs_sfp_with_credentials_only_in_its_environment(owner_client,
     assert status["status"] == "completed", status
     logs = owner_client.get(f"/sfp/api/logs/{operation_id}").json()["logs"]
     messages = [line["message"] for line in logs]
-    assert messages[:2] == [
-        "Project acme/app is not registered: sfp runs without a checkout",
-        "$ sfp build --devhubalias devhub --branch main --artifactdir artifacts --diffcheck",
-    ]
-    assert "Authenticated devhub from the environment (auth URL not shown)" in messages
+    assert messages[0] == "Project acme/app is not registered: sfp runs without a checkout"
+    sfp_line = "$ sfp build --devhubalias devhub --branch main --artifactdir artifacts --diffcheck"
+    assert messages.index(sfp_line) > messages.index(
+        "Successfully authorized ci@acme.my.salesforce.com with org ID 00D000000000001"
+    )  # sfp starts once its org is authorised
+    assert (
+        "$ sf org login sfdx-url --sfdx-url-file .sfp-auth/devhub.url --alias devhub "
+        "--set-default-dev-hub  (hub@acme.example)"
+    ) in messages
+    assert (
+        "Successfully authorized ci@acme.my.salesforce.com with org ID 00D000000000001" in messages
+    )
+    assert "Using devhub (ci@acme.my.salesforce.com), authorised in the sf CLI" in messages
+    assert any(m.endswith("secrets_in_env=0") for m in messages)  # sfp's environment has none
     assert "[4/4] Processing integrations" in messages
     seqs = [line["seq"] for line in logs]
     assert seqs == sorted(set(seqs))  # in order, each once (numbered in the task's event counter)
@@ -286,3 +295,44 @@ def test_a_recurring_task_with_max_runs_completes_by_itself(owner_client, start_
     assert (
         owner_client.get(f"/sfp/api/tasks/{operation_id}/recurring-instances").json()["total"] == 2
     )
+
+
+def test_an_org_the_sf_cli_refuses_fails_the_task_at_once(owner_client, start_worker):
+    from tests.integrations.factories import sealed_org
+
+    sealed_org(username="hub@acme.example", auth_url="force://not a valid url", is_devhub=True)
+    start_worker()
+    with override_settings(SFP_CLI_PATH=fake_sfp("success")):
+        operation_id = submit(owner_client, "build", BUILD).json()["operationId"]
+        status = wait_for(owner_client, operation_id)
+    assert status["status"] == "failed"
+    assert status["attempts"] == 1  # the same URL would be refused again
+    assert status["error"]["message"] == (
+        "Could not authorise org hub@acme.example (devhub) in the sf CLI: Invalid SFDX "
+        'authorization URL. Must be in the format "force://<clientId>:<clientSecret>:'
+        '<refreshToken>@<instanceUrl>".'
+    )
+    messages = [
+        m["message"] for m in owner_client.get(f"/sfp/api/logs/{operation_id}").json()["logs"]
+    ]
+    assert not any(m.startswith("$ sfp") for m in messages)
+    assert all("not a valid url" not in m for m in messages)
+
+
+def test_secret_files_exist_only_while_their_command_runs_and_only_for_its_owner():
+    from apps.tasks.runner import Command, run_cli
+
+    lines = []
+    secret = {".sfp-auth/devhub.url": "force://id:secret:refresh@example.my.salesforce.com"}
+    outcome = run_cli(
+        [
+            Command(["sh", "-c", "stat -c %a .sfp-auth/devhub.url .sfp-auth"], secret_files=secret),
+            Command(["sh", "-c", "ls .sfp-auth | wc -l"]),
+        ],
+        timeout_seconds=30,
+        on_line=lambda stream, text: lines.append(text),
+        cancel_requested=lambda: False,
+    )
+    assert outcome.exit_code == 0
+    assert lines == ["600", "700", "0"]
+    assert secret == {}  # the caller's copy is cleared too

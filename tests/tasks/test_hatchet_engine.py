@@ -20,6 +20,7 @@ from django.test import override_settings
 from apps.integrations.models import CredentialGrant
 from apps.tasks.backends.hatchet import HatchetBackend
 from apps.tasks.models import TaskExecution
+from tests.support import fake_sf
 from tests.support.fake_hatchet import FakeHatchet
 from tests.support.servers import PROJECT_ROOT, clean_environment
 from tests.tasks.conftest import fake_sfp, submit, wait_for
@@ -109,7 +110,11 @@ def start_worker(django_db_setup, engine, backend, scenario_file, tmp_path_facto
                 [sys.executable, "manage.py", "runworker", "--pool", pool, "--slots", "1",
                  "--worker-id", name],
                 cwd=PROJECT_ROOT,
-                env=_worker_env(engine, SFP_CLI_PATH=_sfp_command(scenario_file)),
+                env=_worker_env(
+                    engine,
+                    SFP_CLI_PATH=_sfp_command(scenario_file),
+                    SFP_SF_CLI_PATH=fake_sf.command(),
+                ),
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -100,7 +100,7 @@ def test_release_runs_dry_runs_waits_for_approvals_then_deploys(
     assert set(body["result"]["steps"].values()) == {"completed"}
     deploy = TaskExecution.objects.get(parent_id=operation_id, step="deploy:prod@acme.example")
     messages = list(deploy.log_lines.values_list("message", flat=True))
-    assert messages[1] == "$ sfp release --releasedefinition release-1.0.yml --targetorg target"
+    assert "$ sfp release --releasedefinition release-1.0.yml --targetorg target" in messages
 
 
 def test_only_owners_decide_gates(owner_client, member_client, app_client, targets, start_worker):
