@@ -4,7 +4,7 @@ They build on the domain apps' own reads (`lock_status`, `steps_dto`), so the da
 exactly what the API answers. Gates are pipeline steps, not work: the task tables leave them out.
 """
 
-from apps.environments.environments import lock_status
+from apps.environments.environments import lock_statuses
 from apps.environments.models import Environment
 from apps.tasks.models import TaskExecution, TaskLogLine, TaskStatus
 from apps.tasks.pipelines import GATE_TYPE, PIPELINE_PREFIX, steps_dto
@@ -54,7 +54,9 @@ def lock_board() -> list[dict]:
     environments = Environment.objects.select_related("project", "org").order_by(
         "project__identifier", "orchestration_order", "name"
     )[:LOCK_BOARD_ENVIRONMENTS]
+    environments = list(environments)
+    statuses = lock_statuses(environments)
     return [
-        {"environment": environment, "lock": lock_status(environment)}
+        {"environment": environment, "lock": statuses[environment.pk]}
         for environment in environments
     ]

@@ -259,6 +259,17 @@ def current_holder(*, repository: str, resource: str) -> LockTicket | None:
     )
 
 
+def settle_lapsed(resources: set[tuple[str, str]]) -> int:
+    """Apply lapsed leases among these (repository, resource) pairs and hand their locks on;
+    one query when none has lapsed (the usual case)."""
+    due = (
+        LockTicket.objects.filter(status=LockStatus.ACQUIRED, expires_at__lte=timezone.now())
+        .filter(resource_row__repository__in={repository for repository, _ in resources})
+        .values_list("resource_row_id", "resource_row__repository", "resource_row__resource")
+    )
+    return _settle_rows([row_id for row_id, *key in due if tuple(key) in resources])
+
+
 def expire_due() -> int:
     """Apply lapsed leases everywhere and hand the locks on (workers call this on their tick)."""
     due = (
@@ -266,8 +277,12 @@ def expire_due() -> int:
         .values_list("resource_row_id", flat=True)
         .distinct()
     )
+    return _settle_rows(list(due))
+
+
+def _settle_rows(row_ids: list[int]) -> int:
     handled = 0
-    for row_id in list(due):
+    for row_id in dict.fromkeys(row_ids):
         with transaction.atomic():
             row = LockResource.objects.select_for_update().get(pk=row_id)
             _settle(row)

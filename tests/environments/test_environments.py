@@ -255,3 +255,33 @@ def test_waiting_for_a_lock_returns_when_it_is_acquired_or_times_out(
         format="json",
     ).json()
     assert waited["status"] == "queued"
+
+
+def test_listing_reads_every_lock_in_a_constant_number_of_queries(member_client, project):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.environments import locks
+
+    def add_environments(first: int, count: int) -> None:
+        for index in range(first, first + count):
+            Environment.objects.create(project=project, name=f"env{index}", category="test")
+            for label in ("ci", "qa"):  # a holder and one queued behind it
+                locks.request_lock(
+                    holder=locks.Holder(label=f"{label}-{index}"), repository="acme/app",
+                    resource=f"env:env{index}", lease_seconds=600,
+                )  # fmt: skip
+
+    def queries_to_list() -> tuple[int, list]:
+        with CaptureQueriesContext(connection) as captured:
+            body = member_client.get("/sfp/api/environments?category=test").json()
+        return len(captured), body
+
+    add_environments(0, 3)
+    few, _ = queries_to_list()
+    add_environments(3, 27)
+    many, body = queries_to_list()
+
+    assert many == few, (few, many)
+    assert len(body) == 30
+    assert all(e["isLocked"] and len(e["lockStatus"]["queuedLocks"]) == 1 for e in body)

@@ -335,8 +335,9 @@ class UnlockEnvironmentSerializer(serializers.Serializer):
     ticketId = serializers.UUIDField()
 
 
-def environment_dto(environment) -> dict:
-    status = environments.lock_status(environment)
+def environment_dto(environment, status: dict | None = None) -> dict:
+    """An environment as the API shows it; `status` when its lock status was read in bulk."""
+    status = status or environments.lock_status(environment)
     current = status["currentLock"] or {}
     return {
         "id": str(environment.pk),
@@ -409,11 +410,14 @@ class EnvironmentsView(APIView):
             found = found.filter(branch=params["branch"])
         wanted_tags = [t for value in params.getlist("tags") for t in value.split(",") if t]
         rows = [e for e in found if set(wanted_tags) <= set(e.tags)]
+        statuses = environments.lock_statuses(rows)
         if category:
-            return Response([environment_dto(e) for e in rows])
+            return Response([environment_dto(e, statuses[e.pk]) for e in rows])
         grouped = {c: [] for c in Category.values}
         for environment in rows:
-            grouped[environment.category].append(environment_dto(environment))
+            grouped[environment.category].append(
+                environment_dto(environment, statuses[environment.pk])
+            )
         return Response(grouped)
 
     @extend_schema(
