@@ -195,9 +195,7 @@ def task_summary_fragment(request: HttpRequest, operation_id: str) -> HttpRespon
 
 
 def _lock_board_context() -> dict:
-    board = selectors.lock_board()
-    projects = sorted({row["environment"].project.identifier for row in board})
-    return {"board": board, "projects": projects}
+    return {"board": selectors.lock_board()}
 
 
 @dashboard_view

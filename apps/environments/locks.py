@@ -46,6 +46,10 @@ class Holder:
         return cls(label=label or f"task:{operation_id}", operation_id=operation_id)
 
 
+# Live group of every lock event (the lock board follows it).
+LOCKS_FEED = "locks"
+
+
 def _resource_row(repository: str, resource: str) -> LockResource:
     LockResource.objects.get_or_create(repository=repository, resource=resource)
     return LockResource.objects.select_for_update().get(repository=repository, resource=resource)
@@ -81,7 +85,7 @@ def _announce(row: LockResource) -> None:
     LockResource.objects.filter(pk=row.pk).update(event_seq=F("event_seq") + 1)
     row.refresh_from_db(fields=["event_seq"])
     publish(
-        [f"lock.{row.repository}.{row.resource}", f"project.{row.repository}"],
+        [f"lock.{row.repository}.{row.resource}", f"project.{row.repository}", LOCKS_FEED],
         "environment.lock",
         lock_board_entry(row),
         seq=row.event_seq,

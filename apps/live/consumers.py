@@ -216,6 +216,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return None
         if kind == events.TASKS_FEED:
             return ["tasks"]
+        if kind == events.LOCKS_FEED:
+            return ["locks"]
         if kind == events.MY_FEED:
             return self._my_feed()
         if kind in (events.TASK, events.ENVIRONMENT, events.PROJECT) and isinstance(

@@ -13,6 +13,8 @@ Client → server (JSON text frames):
   `pipeline.gate` event (owners are the ones who decide gates).
 - `{"action": "subscribe", "object": "environment", "id": "<environment id>"}` — its lock.
 - `{"action": "subscribe", "object": "project", "id": "<owner/repo>"}` — locks of its resources.
+- `{"action": "subscribe", "object": "locks"}` — the feed of every resource's lock events (the
+  lock board: it also sees projects and environments created after it subscribed).
 - `{"action": "unsubscribe", "object": …, "id": …}` — the same shapes, to stop.
 
 Every subscription is checked against the API's read roles (owner, member, application).
@@ -41,8 +43,9 @@ numbers have no holes: every number is one event or one log line. So a client ke
 - `{"event": "environment.snapshot", "seq": n, "payload": {environmentId, name, isLocked,
   currentLock, queuedLocks}}` — sent on subscribe to an environment.
 - `{"event": "environment.lock", "seq": n, "payload": {repository, resource, isLocked, lockedBy,
-  expiresAt, queued: [holder…]}}` — whenever a resource's holder or queue changes (environment
-  and project subscriptions). Each one carries the whole state, so a skipped number loses nothing.
+  expiresAt, queued: [holder…]}}` — whenever a resource's holder or queue changes (environment,
+  project and locks subscriptions). Each one carries the whole state, so a skipped number loses
+  nothing.
 - `{"event": "error", "message": "…"}` for a refused or malformed request (the socket stays open).
 
 Delivery: events are published by the domain apps through `apps.core.events.publish` after their
@@ -64,6 +67,7 @@ UNSUBSCRIBE = "unsubscribe"
 # Objects a client can follow.
 TASK = "task"
 TASKS_FEED = "tasks"
+LOCKS_FEED = "locks"
 MY_FEED = "me"
 ENVIRONMENT = "environment"
 PROJECT = "project"

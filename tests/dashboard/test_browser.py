@@ -213,3 +213,13 @@ def test_the_lock_board_follows_a_lock_taken_elsewhere(page, server, owner_token
     expect(row.locator("[data-field=state]")).to_have_text("locked")
     expect(row.locator("[data-field=holder]")).to_have_text(OWNER_EMAIL)
     assert still_the_same_page(page, "locksPage")
+
+    # A project and an environment created after the board loaded: its lock shows up too.
+    later = {"identifier": "acme/web", "remoteUrl": "https://github.com/acme/web.git"}
+    api(server, "POST", "/sfp/api/projects", later, owner_token)
+    environment = {"repositoryIdentifier": "acme/web", "name": "qa", "category": "test"}
+    created = api(server, "POST", "/sfp/api/environments", environment, owner_token)
+    api(server, "POST", f"/sfp/api/environments/{created['id']}/lock", lock, owner_token)
+    new_row = page.locator('tr[data-repository="acme/web"][data-resource="env:qa"]')
+    expect(new_row.locator("[data-field=state]")).to_have_text("locked")
+    assert still_the_same_page(page, "locksPage")

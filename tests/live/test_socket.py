@@ -463,3 +463,32 @@ def test_the_embedded_in_memory_layer_delivers_from_worker_threads_at_once(owner
         return latencies
 
     assert max(asyncio.run(follow())) < 0.5  # no waiting for an unrelated wake-up of the loop
+
+
+def test_the_locks_feed_carries_every_resources_lock_events(owner, token):
+    from apps.environments import locks
+
+    async def follow():
+        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to({"action": "subscribe", "object": "locks"})
+        await _next(communicator, "subscribed")
+        loop = asyncio.get_running_loop()
+        for repository in ("acme/app", "acme/web"):
+            await loop.run_in_executor(
+                None,
+                lambda r=repository: locks.request_lock(
+                    holder=locks.Holder(label="qa@example.com"), repository=r,
+                    resource="env:UAT", lease_seconds=60,
+                ),
+            )  # fmt: skip
+        received = [await _next(communicator, "environment.lock") for _ in range(2)]
+        await communicator.disconnect()
+        return received
+
+    received = asyncio.run(follow())
+    assert [(m["payload"]["repository"], m["seq"]) for m in received] == [
+        ("acme/app", 1),
+        ("acme/web", 1),
+    ]

@@ -282,7 +282,6 @@
 
   function locksPage() {
     var board = document.getElementById("lock-board");
-    var projects = JSON.parse(document.getElementById("lock-projects").textContent);
 
     function showLock(row, payload) {
       row.querySelector('[data-field="state"]').innerHTML = payload.isLocked
@@ -308,16 +307,24 @@
       });
     }
 
-    function apply(message) {
+    var unlisted = new Set(); // resources with no row, already looked up once
+
+    function apply(message, replaying) {
       if (message.event !== "environment.lock") return;
       var payload = message.payload;
       if (!seqs.accept("lock:" + payload.repository + " " + payload.resource, message.seq)) return;
       var selector =
         'tr[data-repository="' + CSS.escape(payload.repository) + '"]' +
         '[data-resource="' + CSS.escape(payload.resource) + '"]';
-      board.querySelectorAll(selector).forEach(function (row) {
+      var rows = board.querySelectorAll(selector);
+      rows.forEach(function (row) {
         showLock(row, payload);
       });
+      var key = payload.repository + " " + payload.resource;
+      if (!rows.length && !replaying && !unlisted.has(key)) {
+        unlisted.add(key); // perhaps an environment created after the page loaded: look once
+        refresher.refresh();
+      }
     }
 
     var refresher = fragmentRefresher(board, board.getAttribute("data-fragment-url"), function (
@@ -327,15 +334,15 @@
       board.innerHTML = html;
       showLocalTimes(board);
       seqs.forget("lock:"); // the board carries no sequence numbers: replay what came meanwhile
-      replay.forEach(apply);
+      replay.forEach(function (message) {
+        apply(message, true);
+      });
     });
 
     showLocalTimes(board);
     SfpLive.connect({
       subscriptions: function () {
-        return projects.map(function (identifier) {
-          return { action: "subscribe", object: "project", id: identifier };
-        });
+        return [{ action: "subscribe", object: "locks" }];
       },
       onEvent: function (message) {
         if (message.event === "subscribed") {
