@@ -30,6 +30,7 @@ _PROGRESS_PERCENT = re.compile(r"\bprogress[:=]?\s*(\d{1,3})\s*%", re.IGNORECASE
 _PROGRESS_RATIO = re.compile(r"\[(\d+)/(\d+)\]")
 _STEP = re.compile(r"^(?:==>|Step:)\s*(.+)$")
 CHECKOUT_DIR = "source"
+_CHECKED_OUT = re.compile(r"^Checked out ([0-9a-f]{40}): ")
 
 
 @dataclass
@@ -241,9 +242,13 @@ def run_operation(operation_id: str) -> dict:
     log = TaskLog(operation_id)
     progress = ProgressReader(operation_id)
 
+    checked_out: dict[str, str] = {}
+
     def on_line(stream: str, text: str) -> None:
         log.append(stream, text)
         progress.read(text)
+        if match := _CHECKED_OUT.match(text):
+            checked_out["commit"] = match.group(1)
 
     with transaction.atomic():
         credentials = _redeem_credentials(execution, context.worker_id)
@@ -299,4 +304,4 @@ def run_operation(operation_id: str) -> dict:
         raise lifecycle.TaskFailed(
             f"sfp exited with code {outcome.exit_code}", stack="\n".join(outcome.tail)
         )
-    return {"exitCode": 0, "durationSeconds": round(outcome.duration_seconds, 2)}
+    return {"exitCode": 0, "durationSeconds": round(outcome.duration_seconds, 2)} | checked_out

@@ -74,6 +74,8 @@ def test_a_build_runs_in_a_checkout_cloned_with_the_projects_pat(
     assert clones and all(r.headers.get("authorization", "").startswith("Basic ") for r in clones)
     assert all(PAT not in m for m in messages)
     assert AuditEvent.objects.filter(action="credential.read", target_type="repository").exists()
+    result = owner_client.get(f"/sfp/api/tasks/{status['operationId']}/result").json()["result"]
+    assert result["commit"] == head_of(github.bare)  # which commit was built
 
 
 def test_a_github_app_installation_token_clones_the_tasks_branch(
