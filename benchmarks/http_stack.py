@@ -1,8 +1,10 @@
-"""Request cost of the full stack: `/sfp/api/ping` and `/health` under daphne vs a bare ASGI app.
+"""Request cost of the full stack: `/sfp/api/ping` and `/health` under daphne (ASGI) and under
+gunicorn (WSGI, as production serves HTTP; ADR 0005), against daphne serving a bare ASGI app.
 
-Starts daphne twice on free ports — once with `benchmarks.baseline_asgi` (baseline), once with the
-embedded-default server in a temporary data directory — and drives each with the same number of
-keep-alive clients for the same number of requests, printing throughput and p50/p99 latency.
+Starts daphne with `benchmarks.baseline_asgi` (baseline), then the server on one temporary
+embedded-default data directory twice — daphne (`manage.py serve`), then gunicorn with 2 gthread
+workers (4 threads each) — and drives each with the same number of keep-alive clients for the same
+number of requests, printing throughput and p50/p99 latency.
 """
 
 import http.client
@@ -97,17 +99,26 @@ def run() -> None:
         process.wait()
 
     with tempfile.TemporaryDirectory() as data_dir:
-        port = _free_port()
         env = base_env | {"SFP_DATA_DIR": data_dir, "LOG_LEVEL": "WARNING", "SFP_MODE": "embedded"}
-        command = [sys.executable, "manage.py", "serve", "--port", str(port)]
-        process = _serve(command, env, port, "/sfp/api/ping")
-        try:
-            _drive(port, "/sfp/api/ping")  # warm-up
-            results.append(("sfp server: GET /sfp/api/ping", _drive(port, "/sfp/api/ping")))
-            results.append(("sfp server: GET /health", _drive(port, "/health")))
-        finally:
-            process.terminate()
-            process.wait()
+        servers = [
+            ("daphne", lambda port: [sys.executable, "manage.py", "serve", "--port", str(port)]),
+            ("gunicorn", lambda port: [
+                sys.executable, "-m", "gunicorn", "sfpserver.wsgi:application",
+                "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+                "--workers", "2", "--threads", "4",
+            ]),
+        ]  # fmt: skip
+        for name, command in servers:
+            port = _free_port()
+            process = _serve(command(port), env, port, "/sfp/api/ping")
+            try:
+                _drive(port, "/sfp/api/ping")  # warm-up
+                results.append((f"{name}: GET /sfp/api/ping", _drive(port, "/sfp/api/ping")))
+                results.append((f"{name}: GET /health", _drive(port, "/health")))
+            finally:
+                process.terminate()
+                process.wait()
+            env = env | {"SFP_EMBEDDED_WORKER": "false"}  # daphne migrated; one worker is enough
 
     print(f"{CLIENTS} keep-alive clients x {REQUESTS_PER_CLIENT} requests each")
     print(f"{'case':40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")

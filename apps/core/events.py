@@ -14,6 +14,7 @@ else a private publisher thread's (worker processes).
 """
 
 import asyncio
+import os
 import re
 import threading
 
@@ -28,6 +29,7 @@ SEND_TIMEOUT_SECONDS = 5.0
 
 _server_loop: asyncio.AbstractEventLoop | None = None
 _private_loop: asyncio.AbstractEventLoop | None = None
+_private_loop_pid = 0  # a forked child (a WSGI worker) inherits the variable, not the thread
 _private_loop_lock = threading.Lock()
 
 
@@ -43,11 +45,15 @@ def use_server_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _publisher_loop() -> asyncio.AbstractEventLoop:
-    global _private_loop
+    global _private_loop, _private_loop_pid
     if _server_loop is not None and _server_loop.is_running():
         return _server_loop
     with _private_loop_lock:
-        if _private_loop is None or not _private_loop.is_running():
+        if (
+            _private_loop is None
+            or not _private_loop.is_running()
+            or _private_loop_pid != os.getpid()
+        ):
             loop = asyncio.new_event_loop()
             started = threading.Event()
             loop.call_soon(started.set)
@@ -56,7 +62,7 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
             )
             publisher.start()
             started.wait()
-            _private_loop = loop
+            _private_loop, _private_loop_pid = loop, os.getpid()
         return _private_loop
 
 

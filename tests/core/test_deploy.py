@@ -48,8 +48,12 @@ def test_the_worker_image_installs_git_the_sf_cli_and_sfp():
     assert "COPY --from=node /usr/local/bin/node" in worker_stage
 
 
-def test_caddy_serves_a_maintenance_page_when_the_server_is_down():
+def test_caddy_upstreams_are_the_compose_services():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     caddyfile = (DEPLOY / "Caddyfile").read_text()
-    assert "reverse_proxy server:8000" in caddyfile
-    assert "handle_errors 502 503 504" in caddyfile
+    assert "{$SFP_SERVER_UPSTREAM:server:8000}" in caddyfile  # daphne: WebSockets
+    assert "{$SFP_API_UPSTREAM:api:8001}" in caddyfile  # gunicorn: everything else
+    assert "0.0.0.0:8001" in compose["services"]["api"]["command"]
+    assert "sfpserver.wsgi:application" in compose["services"]["api"]["command"]
+    assert set(settings.REQUIRED_IN_PRODUCTION) <= set(compose["services"]["api"]["environment"])
     assert (DEPLOY / "maintenance.html").is_file()

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -98,8 +99,25 @@ def running_server(
 ) -> Iterator[RunningServer]:
     """Run `manage.py <args> --port <free port>` and yield once `ready_path` answers at all."""
     port = free_port()
+    command = [sys.executable, "manage.py", *args, "--port", str(port)]
+    with running_command(
+        command, port=port, env=env, ready_path=ready_path, startup_timeout=startup_timeout
+    ) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_command(
+    command: list[str],
+    *,
+    port: int,
+    env: dict[str, str],
+    ready_path: str = "/sfp/api/ping",
+    startup_timeout: float = 60,
+) -> Iterator[RunningServer]:
+    """Run any server command that listens on `port`; yield once `ready_path` answers at all."""
     process = subprocess.Popen(
-        [sys.executable, "manage.py", *args, "--port", str(port)],
+        command,
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -107,11 +125,17 @@ def running_server(
         text=True,
     )
     server = RunningServer(base_url=f"http://127.0.0.1:{port}", process=process)
+    # Read its output all along: a server that logs a lot must never block on a full pipe.
+    reader = threading.Thread(
+        target=lambda: server.output.extend(iter(process.stdout.readline, "")), daemon=True
+    )
+    reader.start()
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{process.stdout.read()}")
+                reader.join(timeout=5)
+                raise RuntimeError(f"server exited early:\n{server.read_output()}")
             try:
                 server.get(ready_path)
                 break
@@ -123,8 +147,8 @@ def running_server(
     finally:
         process.terminate()
         try:
-            remaining, _ = process.communicate(timeout=15)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            remaining, _ = process.communicate()
-        server.output.append(remaining or "")
+            process.wait()
+        reader.join(timeout=5)
