@@ -2,6 +2,8 @@
 smart-HTTP endpoint with the project's integration (a PAT or a GitHub App's installation token,
 sent only as an `Authorization` header in git's environment), at the task's branch."""
 
+import base64
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -202,3 +204,40 @@ def test_commands_stop_at_the_first_failure_and_share_one_workspace():
     )
     assert lines == ["$ first", "made"]
     assert (outcome.exit_code, outcome.last_command) == (1, 2)
+
+
+def test_a_tasks_repository_token_and_org_auth_url_appear_nowhere(
+    owner_client, github, project, start_worker, caplog
+):
+    """The two secrets a build hands out — the integration's token (to git) and the org's auth
+    URL (to the sf CLI) — are in no table, log line, task log, result or error, and sfp's own
+    environment carries neither."""
+    import logging
+
+    from tests.integrations.factories import sealed_org
+    from tests.integrations.test_no_plaintext import database_dump
+
+    caplog.set_level(logging.DEBUG)
+    planted_token = "github_pat_11PLANTED_checkout_token_0123456789abcdefghij"
+    planted_refresh = "5Aep861PLANTEDrefreshTOKEN"
+    github.add_pat(planted_token, "octocat")
+    sealed_integration(credentials={"token": planted_token}, is_global=True)
+    sealed_org(
+        username="hub@acme.example",
+        auth_url=f"force://PlatformCLI::{planted_refresh}@acme.my.salesforce.com",
+        is_devhub=True,
+    )
+    start_worker()
+
+    status, messages = _build(owner_client)
+
+    assert status["status"] == "completed", status
+    assert any(m.endswith("secrets_in_env=0") for m in messages)  # sfp's environment
+    result = owner_client.get(f"/sfp/api/tasks/{status['operationId']}/result").content.decode()
+    everywhere = "\n".join(
+        [database_dump(), *messages, str(status), result]
+        + [record.getMessage() + str(record.__dict__) for record in caplog.records]
+    )
+    header = base64.b64encode(f"x-access-token:{planted_token}".encode()).decode()
+    for secret in (planted_token, header, planted_refresh):  # plain, and as git's header
+        assert secret not in everywhere
