@@ -381,6 +381,8 @@ def pipeline_finished(
         result=result,
         error=error,
         progress=100 if status == TaskStatus.COMPLETED else F("progress"),
+        # The "Running: …" / "Waiting for approval: …" line ends with the pipeline.
+        current_step="Completed" if status == TaskStatus.COMPLETED else "Stopped",
     )
 
 

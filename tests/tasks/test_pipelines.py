@@ -97,6 +97,7 @@ def test_release_runs_dry_runs_waits_for_approvals_then_deploys(
         owner_client.post(f"/sfp/api/pipelines/{operation_id}/approve", {}, format="json")
         body = wait_pipeline(owner_client, operation_id, lambda b: b["status"] == "completed")
     assert body["progress"] == 100
+    assert body["currentStep"] == "Completed"  # no stale "Running: …" line
     assert set(body["result"]["steps"].values()) == {"completed"}
     deploy = TaskExecution.objects.get(parent_id=operation_id, step="deploy:prod@acme.example")
     messages = list(deploy.log_lines.values_list("message", flat=True))
@@ -143,6 +144,7 @@ def test_a_failed_step_is_retried_alone(owner_client, targets, start_worker, tmp
         operation_id = start_release(owner_client, targets[:1])
         body = wait_pipeline(owner_client, operation_id, lambda b: b["status"] == "failed")
     assert step(body, "dry-run:uat@acme.example")["status"] == "failed"
+    assert body["currentStep"] == "Stopped"  # the error says at which step and why
     with override_settings(SFP_CLI_PATH=fake_sfp("success")):
         retried = owner_client.post(
             f"/sfp/api/pipelines/{operation_id}/retry",
