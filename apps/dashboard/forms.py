@@ -53,3 +53,7 @@ class GateDecisionForm(forms.Form):
     step = forms.CharField(max_length=128)
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     comment = forms.CharField(max_length=500, required=False)
+
+
+class StepRetryForm(forms.Form):
+    step = forms.CharField(max_length=128)

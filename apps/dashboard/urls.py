@@ -15,9 +15,11 @@ urlpatterns = [
     path("login", views.login_view, name="login"),
     path("logout", views.logout_view, name="logout"),
     path("tasks/<str:operation_id>", views.task_detail, name="task"),
+    path("tasks/<str:operation_id>/cancel", views.task_cancel_view, name="cancel"),
     path("locks", views.lock_board, name="locks"),
     path("pipelines", views.pipeline_list, name="pipelines"),
     path("pipelines/<str:operation_id>/decide", views.pipeline_decide_view, name="decide"),
+    path("pipelines/<str:operation_id>/retry", views.pipeline_retry_view, name="retry"),
     path("fragments/tasks", views.task_rows_fragment, name="task-rows"),
     path("fragments/tasks/<str:operation_id>", views.task_row_fragment, name="task-row"),
     path(

@@ -23,7 +23,7 @@ from apps.accounts.principal import Principal, principal_for_user
 from apps.accounts.services import LoginFailed, LoginThrottled, browser_login
 from apps.core.exceptions import Forbidden, NotFound, ServiceError
 from apps.dashboard import selectors
-from apps.dashboard.forms import GateDecisionForm, LoginForm, TaskSubmitForm
+from apps.dashboard.forms import GateDecisionForm, LoginForm, StepRetryForm, TaskSubmitForm
 from apps.tasks import services as task_services
 from apps.tasks.pipelines import PIPELINE_PREFIX
 from apps.tasks.selectors import execution_get
@@ -168,6 +168,23 @@ def task_detail(request: HttpRequest, operation_id: str) -> HttpResponse:
 
 
 @dashboard_view
+@require_POST
+def task_cancel_view(request: HttpRequest, operation_id: str) -> HttpResponse:
+    """Cancel through the API's service: owners, or whoever submitted the task."""
+    execution = _execution_or_404(operation_id)
+    try:
+        status = task_services.task_cancel(
+            actor=request.sfp_principal, execution=execution, request=request
+        )
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        done = status == "cancelled"
+        messages.success(request, "Cancelled." if done else "Cancellation requested.")
+    return redirect("dashboard:task", operation_id=operation_id)
+
+
+@dashboard_view
 @require_GET
 def task_rows_fragment(request: HttpRequest) -> HttpResponse:
     return _page(request, "dashboard/_task_rows.html", {"tasks": selectors.overview_tasks()})
@@ -251,4 +268,30 @@ def pipeline_decide_view(request: HttpRequest, operation_id: str) -> HttpRespons
         messages.error(request, error.message)
     else:
         messages.success(request, f"{gate.step}: {'approved' if approved else 'rejected'}.")
+    return redirect("dashboard:pipelines")
+
+
+@dashboard_view
+@require_POST
+def pipeline_retry_view(request: HttpRequest, operation_id: str) -> HttpResponse:
+    """Run a failed step of a pipeline again (owners; the API also allows application tokens)."""
+    parent = _execution_or_404(operation_id)
+    if not parent.type.startswith(PIPELINE_PREFIX):
+        raise Http404(f"Pipeline {operation_id} not found")
+    if not _may_decide_gates(request.sfp_principal):
+        message = "Forbidden - Requires role: owner"
+        return _page(request, "dashboard/forbidden.html", {"message": message}, status=403)
+    form = StepRetryForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Name the step to retry.")
+        return redirect("dashboard:pipelines")
+    try:
+        task_services.pipeline_retry_step(
+            actor=request.sfp_principal, parent=parent, step=form.cleaned_data["step"],
+            request=request,
+        )  # fmt: skip
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{form.cleaned_data['step']}: running again.")
     return redirect("dashboard:pipelines")

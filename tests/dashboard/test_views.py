@@ -300,3 +300,51 @@ def test_deciding_a_gate_no_longer_waiting_is_a_message_not_an_error(owner_sessi
     page = owner_session.get("/pipelines").content
     assert b"has no gate waiting" in page
     assert b'data-gate-state="rejected"' in page
+
+
+# --- cancelling and retrying ------------------------------------------------------------------
+
+
+def test_the_submitter_cancels_a_pending_task_from_its_page(owner, owner_session):
+    execution = running_build(status=TaskStatus.PENDING, triggered_by_id=str(owner.pk))
+    page = owner_session.get(f"/tasks/{execution.operation_id}")
+    assert b"Cancel task</button>" in page.content
+    response = owner_session.post(f"/tasks/{execution.operation_id}/cancel")
+    assert response.status_code == 302
+    execution.refresh_from_db()
+    assert execution.status == TaskStatus.CANCELLED
+    assert AuditEvent.objects.filter(action="task.cancelled").exists()
+    after = owner_session.get(f"/tasks/{execution.operation_id}").content
+    assert b"Cancelled." in after and b"Cancel task</button>" not in after
+
+
+def test_a_member_cannot_cancel_someone_elses_task(member_session):
+    execution = running_build(status=TaskStatus.PENDING, triggered_by_id="someone-else")
+    response = member_session.post(f"/tasks/{execution.operation_id}/cancel", follow=True)
+    assert b"Only owners, application tokens or the submitter can cancel a task" in response.content
+    execution.refresh_from_db()
+    assert execution.status == TaskStatus.PENDING
+    assert not AuditEvent.objects.filter(action="task.cancelled").exists()
+
+
+def test_owners_retry_a_failed_step_and_members_cannot(owner_session, member_session, waiting_gate):
+    dry_run = waiting_gate.parent.children.get(step=f"dry-run:{TARGET}")
+    TaskExecution.objects.filter(pk=dry_run.pk).update(
+        status=TaskStatus.FAILED, error={"message": "sfp exited with code 1", "stack": ""}
+    )
+    assert b"Retry</button>" in owner_session.get("/pipelines").content
+    assert b"Retry</button>" not in member_session.get("/pipelines").content
+    refused = member_session.post(
+        f"/pipelines/{waiting_gate.parent_id}/retry", {"step": dry_run.step}
+    )
+    assert refused.status_code == 403
+    dry_run.refresh_from_db()
+    assert dry_run.status == TaskStatus.FAILED
+
+    response = owner_session.post(
+        f"/pipelines/{waiting_gate.parent_id}/retry", {"step": dry_run.step}, follow=True
+    )
+    assert f"{dry_run.step}: running again.".encode() in response.content
+    dry_run.refresh_from_db()
+    assert dry_run.status == TaskStatus.PENDING
+    assert AuditEvent.objects.filter(action="pipeline.step_retried").exists()

@@ -247,7 +247,11 @@
       showTaskState(summary, message);
       var status = message.payload.status;
       // The error and the finish time are not in the events: read them once the task is over.
-      if (message.event === "task.status" && TERMINAL.indexOf(status) >= 0) refresher.refresh();
+      if (message.event === "task.status" && TERMINAL.indexOf(status) >= 0) {
+        refresher.refresh();
+        var cancel = document.querySelector(".cancel-form");
+        if (cancel) cancel.remove(); // nothing left to cancel
+      }
     }
 
     var summaryUrl = document.body.getAttribute("data-summary-url");
