@@ -4,6 +4,8 @@ They build on the domain apps' own reads (`lock_status`, `steps_dto`), so the da
 exactly what the API answers. Gates are pipeline steps, not work: the task tables leave them out.
 """
 
+from django.db.models import Q
+
 from apps.environments.environments import lock_statuses
 from apps.environments.models import Environment
 from apps.tasks.models import TaskExecution, TaskLogLine, TaskStatus
@@ -26,6 +28,28 @@ def overview_tasks() -> list[TaskExecution]:
     running = _listed_tasks().filter(status__in=RUNNING_STATUSES).order_by("-created_at")
     finished = _listed_tasks().exclude(status__in=RUNNING_STATUSES).order_by("-created_at")
     return list(running[:RECENT_TASKS]) + list(finished[:RECENT_TASKS])
+
+
+HISTORY_PAGE_SIZE = 25
+
+
+def task_history(*, status: str = "", type_: str = "", search: str = ""):
+    """Every task (gates left out), newest first, optionally by status, type and an operation id
+    or trigger prefix; the caller pages it."""
+    found = _listed_tasks().order_by("-created_at")
+    if status:
+        found = found.filter(status=status)
+    if type_:
+        found = found.filter(type=type_)
+    if search:
+        found = found.filter(
+            Q(operation_id__startswith=search.lower()) | Q(triggered_by_label__istartswith=search)
+        )
+    return found
+
+
+def task_types() -> list[str]:
+    return sorted(_listed_tasks().values_list("type", flat=True).distinct())
 
 
 def overview_task(operation_id: str) -> TaskExecution | None:

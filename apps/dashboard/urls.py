@@ -14,6 +14,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("login", views.login_view, name="login"),
     path("logout", views.logout_view, name="logout"),
+    path("tasks", views.task_history, name="history"),
     path("tasks/<str:operation_id>", views.task_detail, name="task"),
     path("tasks/<str:operation_id>/cancel", views.task_cancel_view, name="cancel"),
     path("locks", views.lock_board, name="locks"),

@@ -9,10 +9,12 @@ gate is for owners: members see the gate without buttons, and their POST is refu
 
 import json
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,6 +27,7 @@ from apps.core.exceptions import Forbidden, NotFound, ServiceError
 from apps.dashboard import selectors
 from apps.dashboard.forms import GateDecisionForm, LoginForm, StepRetryForm, TaskSubmitForm
 from apps.tasks import services as task_services
+from apps.tasks.models import TaskStatus
 from apps.tasks.pipelines import PIPELINE_PREFIX
 from apps.tasks.selectors import execution_get
 
@@ -163,6 +166,38 @@ def task_detail(request: HttpRequest, operation_id: str) -> HttpResponse:
             "last_line_seq": lines[-1].seq if lines else 0,
             "log_tail_lines": selectors.LOG_TAIL_LINES,
             "is_pipeline": execution.type.startswith(PIPELINE_PREFIX),
+        },
+    )
+
+
+@dashboard_view
+@require_GET
+def task_history(request: HttpRequest) -> HttpResponse:
+    """All tasks, newest first, 25 a page, filtered by status, type or an id/trigger prefix."""
+    status = request.GET.get("status", "")
+    type_ = request.GET.get("type", "")
+    search = request.GET.get("q", "").strip()[:100]
+    if status not in TaskStatus.values:
+        status = ""
+    paginator = Paginator(
+        selectors.task_history(status=status, type_=type_, search=search),
+        selectors.HISTORY_PAGE_SIZE,
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    chosen = {"status": status, "type": type_, "q": search}
+    filters = urlencode({name: value for name, value in chosen.items() if value})
+    return _page(
+        request,
+        "dashboard/history.html",
+        {
+            "page": page,
+            "tasks": page.object_list,
+            "status": status,
+            "type": type_,
+            "q": search,
+            "filters": filters,
+            "statuses": TaskStatus.values,
+            "types": selectors.task_types(),
         },
     )
 

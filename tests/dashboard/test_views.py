@@ -93,7 +93,8 @@ def test_logins_are_throttled_like_the_api(owner):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/tasks/abc", "/locks", "/pipelines", "/fragments/tasks", "/fragments/locks"]
+    "path",
+    ["/", "/tasks", "/tasks/abc", "/locks", "/pipelines", "/fragments/tasks", "/fragments/locks"],
 )
 def test_every_page_requires_a_login(path):
     response = Client().get(path)
@@ -168,12 +169,14 @@ def test_members_are_offered_and_allowed_only_their_operations(member_session):
 
 def running_build(**fields) -> TaskExecution:
     return TaskExecution.objects.create(
-        type="build",
-        data=BUILD_DATA,
-        task_path="apps.tasks.tasks.build",
-        triggered_by_kind=TriggerKind.USER,
-        triggered_by_label="owner@example.com",
-        **fields,
+        **{
+            "type": "build",
+            "data": BUILD_DATA,
+            "task_path": "apps.tasks.tasks.build",
+            "triggered_by_kind": TriggerKind.USER,
+            "triggered_by_label": "owner@example.com",
+        }
+        | fields
     )
 
 
@@ -348,3 +351,27 @@ def test_owners_retry_a_failed_step_and_members_cannot(owner_session, member_ses
     dry_run.refresh_from_db()
     assert dry_run.status == TaskStatus.PENDING
     assert AuditEvent.objects.filter(action="pipeline.step_retried").exists()
+
+
+def test_all_tasks_are_paged_and_filtered(owner_session):
+    for index in range(30):
+        running_build(
+            status=TaskStatus.COMPLETED if index % 2 else TaskStatus.FAILED,
+            triggered_by_label=f"user{index}@example.com",
+        )
+    first = owner_session.get("/tasks").content.decode()
+    assert "30 tasks, newest first" in first and "Page 1 of 2" in first
+    assert first.count('<tr data-operation-id="') == 25
+    second = owner_session.get("/tasks?page=2").content.decode()
+    assert second.count('<tr data-operation-id="') == 5
+
+    failed = owner_session.get("/tasks?status=failed").content.decode()
+    assert "15 tasks" in failed and "Page 1 of 1" not in failed  # one page: no pager
+    assert "status-completed" not in failed and "status-failed" in failed
+
+    one = owner_session.get("/tasks?q=user7%40").content.decode()
+    assert "1 task," in one and "user7@example.com" in one
+    nothing = owner_session.get("/tasks?status=bogus&type=nope").content.decode()
+    assert (
+        "No task matches." in nothing
+    )  # an unknown status is ignored, an unknown type matches none
