@@ -22,6 +22,8 @@ import structlog
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from apps.core.live_metrics import EVENTS_PUBLISHED, PUBLISH_FAILURES
+
 logger = structlog.get_logger(__name__)
 
 _INVALID = re.compile(r"[^A-Za-z0-9._-]")
@@ -69,6 +71,7 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
 async def _send_to_groups(layer, groups: list[str], message: dict) -> None:
     for group in groups:
         await layer.group_send(group_name(group), message)
+    EVENTS_PUBLISHED.labels(event=message.get("event", "")).inc()
 
 
 def _send(groups: list[str], message: dict) -> None:
@@ -83,6 +86,7 @@ def _send(groups: list[str], message: dict) -> None:
         future.result(timeout=SEND_TIMEOUT_SECONDS)
     except Exception:  # noqa: BLE001 - live updates must never break the work itself
         future.cancel()
+        PUBLISH_FAILURES.inc()
         logger.warning("event_publish_failed", groups=groups, event=message.get("event"))
 
 

@@ -12,6 +12,7 @@ import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from apps.core import live_metrics
 from apps.core.events import group_name
 from apps.live import events
 
@@ -134,6 +135,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.delivered: dict[str, int] = {}  # object key → last sequence number sent
         self.followed_tasks: set[str] = set()
         await self.accept()
+        live_metrics.SOCKETS_OPEN.inc()
+        self.counted_open = True
         header = dict(self.scope.get("headers", [])).get(b"authorization", b"").decode()
         if header.lower().startswith("bearer "):
             self.principal = await _principal_from_token(header[7:].strip())
@@ -158,7 +161,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def disconnect(self, code):
-        for group in self.groups_joined:
+        if getattr(self, "counted_open", False):
+            live_metrics.SOCKETS_OPEN.dec()
+            self.counted_open = False
+        for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
@@ -317,14 +323,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self._resync_task(operation_id, since=last_sent)
             last_sent = self.delivered.get(key)
         if last_sent is not None and seq <= last_sent:
+            live_metrics.DUPLICATES_DROPPED.inc()
             return  # already sent: through another subscription, a catch-up or a resync
         if lines and last_sent is not None:
             payload = payload | {"lines": [line for line in lines if line["seq"] > last_sent]}
         self.delivered[key] = seq
+        live_metrics.EVENTS_SENT.labels(event=event).inc()
         await self.send_json({"event": event, "seq": seq, "payload": payload})
 
     async def _resync_task(self, operation_id: str, *, since: int) -> None:
         logger.info("live_resync", operation_id=operation_id, since=since)
+        live_metrics.RESYNCS.inc()
         found = await _task_snapshot(operation_id)
         if found is not None:
             await self._send_task_state(operation_id, since, *found)

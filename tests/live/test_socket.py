@@ -220,7 +220,11 @@ def test_a_gap_in_a_followed_task_is_filled_from_the_database(owner, token):
         await communicator.disconnect()
         return snapshot, after
 
+    from prometheus_client import REGISTRY
+
+    resyncs_before = REGISTRY.get_sample_value("sfp_live_resyncs_total") or 0.0
     snapshot, (recovered, state) = asyncio.run(follow())
+    assert REGISTRY.get_sample_value("sfp_live_resyncs_total") == resyncs_before + 1
     assert snapshot["seq"] == 0
     assert recovered["event"] == "task.log"
     assert [line["message"] for line in recovered["payload"]["lines"]] == ["lost 1", "lost 2"]
@@ -492,3 +496,49 @@ def test_the_locks_feed_carries_every_resources_lock_events(owner, token):
         ("acme/app", 1),
         ("acme/web", 1),
     ]
+
+
+def test_the_live_layer_is_measured_on_metrics(owner, token, client):
+    from prometheus_client import REGISTRY
+
+    from apps.tasks import lifecycle
+    from apps.tasks.models import TaskStatus
+    from tests.tasks.conftest import create_execution
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    execution = create_execution(owner, status=TaskStatus.ACTIVE)
+    before = {
+        "published": sample("sfp_live_events_published_total", event="task.progress"),
+        "sent": sample("sfp_live_events_sent_total", event="task.progress"),
+        "dropped": sample("sfp_live_duplicates_dropped_total"),
+        "open": sample("sfp_live_sockets_open"),
+    }
+
+    async def follow():
+        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        for subscription in ({"object": "tasks"}, {"object": "task", "id": execution.pk}):
+            await communicator.send_json_to({"action": "subscribe"} | subscription)
+            await _next(communicator, "subscribed")
+        open_while_connected = sample("sfp_live_sockets_open")
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: lifecycle.record_progress(execution.pk, progress=10)
+        )
+        await _next(communicator, "task.progress")
+        assert await communicator.receive_nothing(timeout=0.3)  # the second copy was dropped
+        await communicator.disconnect()
+        return open_while_connected
+
+    open_while_connected = asyncio.run(follow())
+    assert open_while_connected == before["open"] + 1
+    assert sample("sfp_live_sockets_open") == before["open"]
+    assert (
+        sample("sfp_live_events_published_total", event="task.progress") == before["published"] + 1
+    )
+    assert sample("sfp_live_events_sent_total", event="task.progress") == before["sent"] + 1
+    assert sample("sfp_live_duplicates_dropped_total") == before["dropped"] + 1
+    exported = client.get("/metrics").content.decode()
+    assert "sfp_live_sockets_open" in exported and "sfp_live_resyncs_total" in exported
