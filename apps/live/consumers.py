@@ -8,6 +8,8 @@ number (lost or overtaken on the way) it re-reads the task from the database bef
 The protocol and every event are documented in `apps.live.events`. Tokens are never logged.
 """
 
+import asyncio
+
 import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -40,6 +42,37 @@ def _principal_from_session(user):
     if user is None or not user.is_authenticated:
         return None
     return principal_for_user(user)
+
+
+@database_sync_to_async
+def _recheck(credential: tuple[str, str]):
+    """The caller again, as the API would see it now: (principal, None), or (None, close code)
+    when the token was revoked or expired, the session ended, or no read role is left."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    from apps.accounts.authentication import authenticate_bearer
+    from apps.accounts.models import User
+    from apps.accounts.principal import principal_for_user
+    from apps.accounts.tokens import TokenError
+
+    kind, value = credential
+    if kind == "bearer":
+        try:
+            principal = authenticate_bearer(value)
+        except TokenError:
+            return None, events.CLOSE_UNAUTHENTICATED
+    else:
+        session_key, user_id = value.split(":", 1)
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        store = import_module(settings.SESSION_ENGINE).SessionStore
+        if user is None or not store().exists(session_key):
+            return None, events.CLOSE_UNAUTHENTICATED
+        principal = principal_for_user(user)
+    if not principal.roles & READ_ROLES:
+        return None, events.CLOSE_FORBIDDEN
+    return principal, None
 
 
 @database_sync_to_async
@@ -134,17 +167,23 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined: set[str] = set()
         self.delivered: dict[str, int] = {}  # object key → last sequence number sent
         self.followed_tasks: set[str] = set()
+        self.credential: tuple[str, str] | None = None  # kept in memory only, never logged
+        self.rechecking: asyncio.Task | None = None
         await self.accept()
         live_metrics.SOCKETS_OPEN.inc()
         self.counted_open = True
         header = dict(self.scope.get("headers", [])).get(b"authorization", b"").decode()
         if header.lower().startswith("bearer "):
-            self.principal = await _principal_from_token(header[7:].strip())
+            self.credential = ("bearer", header[7:].strip())
+            self.principal = await _principal_from_token(self.credential[1])
             if self.principal is None:
                 await self.close(code=events.CLOSE_UNAUTHENTICATED)
                 return
         else:
             self.principal = await _principal_from_session(self.scope.get("user"))
+            session = self.scope.get("session")
+            if self.principal is not None and session is not None:
+                self.credential = ("session", f"{session.session_key}:{self.principal.user.pk}")
         if self.principal is not None:
             await self._ready()
 
@@ -152,6 +191,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if not self.principal.roles & READ_ROLES:  # authenticated, but no role left
             await self.close(code=events.CLOSE_FORBIDDEN)
             return
+        if self.credential is not None:
+            self.rechecking = asyncio.ensure_future(self._keep_rechecking())
         await self.send_json(
             {
                 "event": "ready",
@@ -160,7 +201,23 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             }
         )
 
+    async def _keep_rechecking(self) -> None:
+        """Re-check the caller every SFP_LIVE_RECHECK_SECONDS; close the socket as the API
+        would refuse the next request (4401: credentials over; 4403: no read role left)."""
+        from django.conf import settings
+
+        while True:
+            await asyncio.sleep(settings.SFP_LIVE_RECHECK_SECONDS)
+            principal, close_code = await _recheck(self.credential)
+            if principal is None:
+                logger.info("live_socket_closed", reason=close_code)
+                await self.close(code=close_code)
+                return
+            self.principal = principal
+
     async def disconnect(self, code):
+        if getattr(self, "rechecking", None) is not None:
+            self.rechecking.cancel()
         if getattr(self, "counted_open", False):
             live_metrics.SOCKETS_OPEN.dec()
             self.counted_open = False
@@ -176,6 +233,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             if action != events.AUTHENTICATE or not isinstance(content.get("token"), str):
                 await self.close(code=events.CLOSE_UNAUTHENTICATED)
                 return
+            self.credential = ("bearer", content["token"])
             self.principal = await _principal_from_token(content["token"])
             if self.principal is None:
                 await self.close(code=events.CLOSE_UNAUTHENTICATED)
@@ -234,6 +292,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     async def _subscribe(self, content):
+        if self.credential is not None:  # the roles of now, as the API reads them per request
+            principal, close_code = await _recheck(self.credential)
+            if principal is None:
+                await self.close(code=close_code)
+                return
+            self.principal = principal
         groups = await self._groups_for(content)
         if groups is None:
             return

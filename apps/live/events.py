@@ -56,7 +56,10 @@ state before going on. Each connection has its own channel and buffer, so a clie
 slowly delays nobody else; one that stops answering pings is closed by daphne.
 
 Close codes: 4401 unauthenticated (no or bad credentials), 4403 forbidden (origin refused, or a
-caller with no role left).
+caller with no role left). The caller is checked again on every subscribe and every
+`SFP_LIVE_RECHECK_SECONDS` (60 s): a token revoked or expired, or a session ended, since the
+socket opened closes it with 4401; a role lost closes it with 4403 — as the API would refuse the
+next request. A client reconnects with fresh credentials and `since`.
 """
 
 # Client actions.

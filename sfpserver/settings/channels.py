@@ -18,3 +18,7 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# How often an open /sfp/ws socket re-checks its caller (token revoked or expired, session ended,
+# role lost): it is then closed with 4401 or 4403, as the API would refuse the next request.
+SFP_LIVE_RECHECK_SECONDS = env.float("SFP_LIVE_RECHECK_SECONDS", default=60.0)

@@ -542,3 +542,37 @@ def test_the_live_layer_is_measured_on_metrics(owner, token, client):
     assert sample("sfp_live_duplicates_dropped_total") == before["dropped"] + 1
     exported = client.get("/metrics").content.decode()
     assert "sfp_live_sockets_open" in exported and "sfp_live_resyncs_total" in exported
+
+
+@override_settings(SFP_LIVE_RECHECK_SECONDS=0.2)
+def test_a_socket_closes_when_its_token_is_revoked_or_its_role_is_gone(owner, member):
+    from apps.accounts.models import Membership
+    from apps.accounts.principal import principal_for_user
+    from apps.accounts.services import app_token_revoke
+    from tests.accounts.factories import access_token_for, app_token_for
+
+    app_token, raw_app_token = app_token_for(owner)
+    member_token = access_token_for(member)
+
+    async def connected(raw):
+        communicator = socket([(b"authorization", f"Bearer {raw}".encode())])
+        await communicator.connect()
+        await _next(communicator, "ready")
+        return communicator
+
+    async def run():
+        by_token, by_member = await connected(raw_app_token), await connected(member_token)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None,
+            lambda: app_token_revoke(actor=principal_for_user(owner), token_id=app_token.pk),
+        )
+        await loop.run_in_executor(None, lambda: Membership.objects.filter(user=member).delete())
+        return (
+            await by_token.receive_output(timeout=5),
+            await by_member.receive_output(timeout=5),
+        )
+
+    revoked, removed = asyncio.run(run())
+    assert revoked == {"type": "websocket.close", "code": 4401}  # as the API: token revoked
+    assert removed == {"type": "websocket.close", "code": 4403}  # as the API: no role left
