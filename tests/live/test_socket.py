@@ -576,3 +576,31 @@ def test_a_socket_closes_when_its_token_is_revoked_or_its_role_is_gone(owner, me
     revoked, removed = asyncio.run(run())
     assert revoked == {"type": "websocket.close", "code": 4401}  # as the API: token revoked
     assert removed == {"type": "websocket.close", "code": 4403}  # as the API: no role left
+
+
+def test_a_submission_names_its_live_channel_and_that_message_follows_it(
+    owner_client, token, org, start_worker
+):
+    start_worker()
+    with override_settings(SFP_CLI_PATH=fake_sfp("success")):
+        body = submit(owner_client, "build", BUILD_DATA).json()
+        wait_for(owner_client, body["operationId"])
+    assert body["live"]["url"] == "/sfp/ws"
+
+    async def follow_as_told():
+        communicator = WebsocketCommunicator(
+            application,
+            body["live"]["url"],
+            headers=[ORIGIN, (b"authorization", f"Bearer {token}".encode())],
+        )
+        await communicator.connect()
+        await _next(communicator, "ready")
+        await communicator.send_json_to(body["live"]["subscribe"])  # verbatim
+        log = await _next(communicator, "task.log")
+        snapshot = await _next(communicator, "task.snapshot")
+        await communicator.disconnect()
+        return log, snapshot
+
+    log, snapshot = asyncio.run(follow_as_told())
+    assert log["payload"]["lines"][0]["seq"] >= 1  # the whole log, from the start
+    assert snapshot["payload"]["status"] == "completed"

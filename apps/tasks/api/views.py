@@ -54,7 +54,20 @@ class TasksView(APIView):
         responses={
             201: inline_serializer(
                 "TaskResponse",
-                {"operationId": serializers.CharField(), "type": serializers.CharField()},
+                {
+                    "operationId": serializers.CharField(),
+                    "type": serializers.CharField(),
+                    "live": inline_serializer(
+                        "TaskLiveChannel",
+                        {
+                            "url": serializers.CharField(help_text="The WebSocket to open."),
+                            "subscribe": serializers.DictField(
+                                help_text="The message that follows this task on it."
+                            ),
+                        },
+                        help_text="Where to follow the task live (see apps/live/events.py).",
+                    ),
+                },
             )
         },
     )
@@ -71,7 +84,19 @@ class TasksView(APIView):
             recurrence_config=data.get("recurrenceConfig"),
             request=request._request,
         )
-        return Response({"operationId": execution.operation_id, "type": execution.type}, status=201)
+        return Response(
+            {
+                "operationId": execution.operation_id,
+                "type": execution.type,
+                # As documented for the published server: the task id and its live channel.
+                "live": {
+                    "url": "/sfp/ws",
+                    "subscribe": {"action": "subscribe", "object": "task",
+                                  "id": execution.operation_id, "since": 0},
+                },
+            },
+            status=201,
+        )  # fmt: skip
 
     @extend_schema(
         operation_id="TasksController_listTasks",
