@@ -53,7 +53,11 @@ def test_caddy_upstreams_are_the_compose_services():
     caddyfile = (DEPLOY / "Caddyfile").read_text()
     assert "{$SFP_SERVER_UPSTREAM:server:8000}" in caddyfile  # daphne: WebSockets
     assert "{$SFP_API_UPSTREAM:api:8001}" in caddyfile  # gunicorn: everything else
-    assert "0.0.0.0:8001" in compose["services"]["api"]["command"]
-    assert "sfpserver.wsgi:application" in compose["services"]["api"]["command"]
-    assert set(settings.REQUIRED_IN_PRODUCTION) <= set(compose["services"]["api"]["environment"])
+    api = compose["services"]["api"]
+    assert api["environment"]["SFP_API_BIND"] == "0.0.0.0:8001"
+    assert api["command"] == [
+        "gunicorn", "--config", "deploy/gunicorn.conf.py", "sfpserver.wsgi:application"
+    ]  # fmt: skip
+    assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+    assert set(settings.REQUIRED_IN_PRODUCTION) <= set(api["environment"])
     assert (DEPLOY / "maintenance.html").is_file()

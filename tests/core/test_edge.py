@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
@@ -47,6 +48,17 @@ def _delete(url: str, token: str) -> int:
     )
     with urllib.request.urlopen(request, timeout=15) as response:
         return response.status
+
+
+def _ping_count(metrics: str) -> float:
+    """django-prometheus' count of ping requests answered, from a /metrics page."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("django_http_responses_total_by_status_view_method_total{") and (
+            'view="ping"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def _eventually(condition, timeout: float = 10) -> bool:
@@ -98,13 +110,18 @@ def test_caddy_sends_http_to_gunicorn_and_websockets_to_daphne(tmp_path):
     environment = shared_database_environment(LOG_LEVEL="INFO", LOG_FORMAT="json")
     api_port, edge_port = free_port(), free_port()
     gunicorn = [
-        sys.executable, "-m", "gunicorn", "sfpserver.wsgi:application",
-        "--bind", f"127.0.0.1:{api_port}", "--worker-class", "gthread",
-        "--workers", "2", "--threads", "4",
+        sys.executable, "-m", "gunicorn",
+        "--config", str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py"), "sfpserver.wsgi:application",
     ]  # fmt: skip
+    api_environment = environment | {
+        "SFP_API_BIND": f"127.0.0.1:{api_port}",
+        "SFP_API_WORKERS": "2",
+        "SFP_API_THREADS": "4",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
     with (
         running_server("serve", "--skip-bootstrap", env=environment) as daphne,
-        running_command(gunicorn, port=api_port, env=environment) as api,
+        running_command(gunicorn, port=api_port, env=api_environment) as api,
     ):
         server_port = int(daphne.base_url.rsplit(":", 1)[1])
         caddy = _caddy(edge_port, api_port, server_port, tmp_path)
@@ -138,6 +155,14 @@ def test_caddy_sends_http_to_gunicorn_and_websockets_to_daphne(tmp_path):
 
             status_event = asyncio.run(cancel_and_watch())
             assert status_event["payload"]["status"] == "cancelled"
+
+            # /metrics sums both workers, whichever of them answers: 80 pings from 8 threads
+            # land on both workers, and every read of /metrics counts all of them.
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda _: _get(f"{edge}/sfp/api/ping"), range(80)))
+            counts = [_ping_count(_get(f"{edge}/metrics")[2].decode()) for _ in range(6)]
+            assert all(count >= 80 for count in counts), counts
+            assert len(list((tmp_path / "metrics").glob("counter_*.db"))) >= 2  # both workers
 
             api.process.terminate()
             api.process.wait(timeout=15)
