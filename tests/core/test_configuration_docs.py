@@ -9,13 +9,13 @@ _READS = [
     re.compile(r"""os\.environ(?:\.get|\.setdefault)?\(\s*["']([A-Z][A-Z0-9_]+)"""),
     re.compile(r"""os\.environ\[\s*["']([A-Z][A-Z0-9_]+)"""),
 ]
-# Read by the code but not configuration an operator sets.
+# Read by the code but not configuration an operator sets. (deploy/*.py counts: gunicorn's config.)
 _NOT_CONFIGURATION = {"DJANGO_SETTINGS_MODULE"}
 
 
 def variables_read_by_the_code() -> set[str]:
     names: set[str] = set()
-    for folder in ("apps", "sfpserver"):
+    for folder in ("apps", "sfpserver", "deploy"):
         for path in (ROOT / folder).rglob("*.py"):
             text = path.read_text()
             for pattern in _READS:
