@@ -57,3 +57,7 @@ class GateDecisionForm(forms.Form):
 
 class StepRetryForm(forms.Form):
     step = forms.CharField(max_length=128)
+
+
+class LockReleaseForm(forms.Form):
+    ticket = forms.UUIDField()

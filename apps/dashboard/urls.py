@@ -18,6 +18,7 @@ urlpatterns = [
     path("tasks/<str:operation_id>", views.task_detail, name="task"),
     path("tasks/<str:operation_id>/cancel", views.task_cancel_view, name="cancel"),
     path("locks", views.lock_board, name="locks"),
+    path("locks/release", views.lock_release_view, name="release-lock"),
     path("pipelines", views.pipeline_list, name="pipelines"),
     path("pipelines/<str:operation_id>/decide", views.pipeline_decide_view, name="decide"),
     path("pipelines/<str:operation_id>/retry", views.pipeline_retry_view, name="retry"),

@@ -25,7 +25,15 @@ from apps.accounts.principal import Principal, principal_for_user
 from apps.accounts.services import LoginFailed, LoginThrottled, browser_login
 from apps.core.exceptions import Forbidden, NotFound, ServiceError
 from apps.dashboard import selectors
-from apps.dashboard.forms import GateDecisionForm, LoginForm, StepRetryForm, TaskSubmitForm
+from apps.dashboard.forms import (
+    GateDecisionForm,
+    LockReleaseForm,
+    LoginForm,
+    StepRetryForm,
+    TaskSubmitForm,
+)
+from apps.environments import locks
+from apps.environments.models import LockTicket
 from apps.tasks import services as task_services
 from apps.tasks.models import TaskStatus
 from apps.tasks.pipelines import PIPELINE_PREFIX
@@ -260,6 +268,33 @@ def lock_board(request: HttpRequest) -> HttpResponse:
 @require_GET
 def lock_board_fragment(request: HttpRequest) -> HttpResponse:
     return _page(request, "dashboard/_lock_board.html", _lock_board_context())
+
+
+@dashboard_view
+@require_POST
+def lock_release_view(request: HttpRequest) -> HttpResponse:
+    """An owner frees a stuck lock from the board (`locks.force_release`, audited)."""
+    form = LockReleaseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Name the lock ticket to release.")
+        return redirect("dashboard:locks")
+    ticket = (
+        LockTicket.objects.select_related("resource_row")
+        .filter(ticket_id=form.cleaned_data["ticket"])
+        .first()
+    )
+    if ticket is None:
+        raise Http404("Lock not found")
+    try:
+        locks.force_release(actor=request.sfp_principal, ticket=ticket, request=request)
+    except Forbidden as error:
+        return _page(request, "dashboard/forbidden.html", {"message": error.message}, status=403)
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        resource = ticket.resource_row
+        messages.success(request, f"Released {resource.resource} of {resource.repository}.")
+    return redirect("dashboard:locks")
 
 
 # --- pipelines --------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ board with a force-release action."""
 
 from django.contrib import admin, messages
 
-from apps.accounts.audit import audit_event
 from apps.accounts.principal import principal_for_user
 from apps.environments import locks, services
 from apps.environments.models import Environment, LockStatus, LockTicket, SalesforceOrg
@@ -124,16 +123,10 @@ class LockBoardAdmin(admin.ModelAdmin):
     def force_release(self, request, queryset):
         actor = principal_for_user(request.user)
         released = 0
-        for ticket in queryset.filter(status__in=[LockStatus.ACQUIRED, LockStatus.QUEUED]):
-            locks.release(
-                repository=ticket.resource_row.repository, resource=ticket.resource_row.resource,
-                ticket_id=ticket.ticket_id, principal=actor,
-                released_by=f"force-released by {request.user.email}",
-            )  # fmt: skip
-            audit_event(
-                "lock.force_released", principal=actor, request=request, target_type="lock",
-                target_id=str(ticket.ticket_id),
-                before={"status": ticket.status, "holder": ticket.holder_label},
-            )  # fmt: skip
+        pending = queryset.select_related("resource_row").filter(
+            status__in=[LockStatus.ACQUIRED, LockStatus.QUEUED]
+        )
+        for ticket in pending:
+            locks.force_release(actor=actor, ticket=ticket, request=request)
             released += 1
         self.message_user(request, f"Released {released} lock(s).", messages.SUCCESS)

@@ -215,6 +215,26 @@ def release(
     return ticket
 
 
+def force_release(*, actor: Principal, ticket: LockTicket, request=None) -> LockTicket:
+    """An owner frees a stuck lock (or drops a queued ticket): the next in line acquires. For the
+    console's lock board and the dashboard's; audited as `lock.force_released`."""
+    from apps.accounts.audit import audit_event
+
+    if actor.is_token or "owner" not in actor.roles:
+        raise Forbidden(requires_role_message(["owner"]))
+    before = {"status": ticket.status, "holder": ticket.holder_label}
+    released = release(
+        repository=ticket.resource_row.repository, resource=ticket.resource_row.resource,
+        ticket_id=ticket.ticket_id, principal=actor,
+        released_by=f"force-released by {actor.user.email}",
+    )  # fmt: skip
+    audit_event(
+        "lock.force_released", principal=actor, request=request, target_type="lock",
+        target_id=str(ticket.ticket_id), before=before,
+    )  # fmt: skip
+    return released
+
+
 def release_all_for_operation(operation_id: str) -> int:
     """Give up every ticket a task holds or waits with (the task was cancelled)."""
     released = 0

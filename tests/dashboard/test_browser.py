@@ -212,6 +212,8 @@ def test_the_lock_board_follows_a_lock_taken_elsewhere(page, server, owner_token
     api(server, "POST", f"/sfp/api/environments/{created['id']}/lock", lock, owner_token)
     expect(row.locator("[data-field=state]")).to_have_text("locked")
     expect(row.locator("[data-field=holder]")).to_have_text(OWNER_EMAIL)
+    release = row.get_by_role("button", name="Release")
+    expect(release).to_be_visible()  # an owner's board redraws with the holder's ticket
     assert still_the_same_page(page, "locksPage")
 
     # A project and an environment created after the board loaded: its lock shows up too.
@@ -223,3 +225,9 @@ def test_the_lock_board_follows_a_lock_taken_elsewhere(page, server, owner_token
     new_row = page.locator('tr[data-repository="acme/web"][data-resource="env:qa"]')
     expect(new_row.locator("[data-field=state]")).to_have_text("locked")
     assert still_the_same_page(page, "locksPage")
+
+    # The owner frees the first one from the board (a form post: the page reloads).
+    row.get_by_role("button", name="Release").click()
+    expect(page.get_by_text("Released env:uat of acme/app.")).to_be_visible()
+    expect(row.locator("[data-field=state]")).to_have_text("free")
+    page.screenshot(path=ARTIFACTS / "dashboard-locks.png", full_page=True)

@@ -375,3 +375,35 @@ def test_all_tasks_are_paged_and_filtered(owner_session):
     assert (
         "No task matches." in nothing
     )  # an unknown status is ignored, an unknown type matches none
+
+
+def test_owners_release_a_stuck_lock_from_the_board_and_members_cannot(
+    owner, owner_session, member_session
+):
+    project = Project.objects.create(
+        identifier="acme/app", remote_url="https://github.com/acme/app", platform="github"
+    )
+    Environment.objects.create(project=project, name="uat", category=Category.TEST)
+    held = locks.request_lock(
+        holder=locks.Holder(label="stuck-ci"), repository="acme/app", resource="env:uat",
+        lease_seconds=3600,
+    )  # fmt: skip
+    waiting = locks.request_lock(
+        holder=locks.Holder(label="next-ci"), repository="acme/app", resource="env:uat",
+        lease_seconds=600,
+    )  # fmt: skip
+    assert b"Release</button>" in owner_session.get("/locks").content
+    assert b"Release</button>" not in member_session.get("/locks").content
+
+    refused = member_session.post("/locks/release", {"ticket": str(held.ticket_id)})
+    assert refused.status_code == 403
+    held.refresh_from_db()
+    assert held.status == "acquired"
+
+    response = owner_session.post("/locks/release", {"ticket": str(held.ticket_id)}, follow=True)
+    assert b"Released env:uat of acme/app." in response.content
+    held.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (held.status, waiting.status) == ("released", "acquired")  # the next in line holds it
+    assert held.released_by == "force-released by owner@example.com"
+    assert AuditEvent.objects.filter(action="lock.force_released").exists()

@@ -325,6 +325,9 @@
         showLock(row, payload);
       });
       var key = payload.repository + " " + payload.resource;
+      if (rows.length && !replaying && board.hasAttribute("data-may-release")) {
+        refresher.refresh(); // owners' Release buttons name the holder's ticket: redraw them
+      }
       if (!rows.length && !replaying && !unlisted.has(key)) {
         unlisted.add(key); // perhaps an environment created after the page loaded: look once
         refresher.refresh();
