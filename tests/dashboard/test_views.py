@@ -199,7 +199,10 @@ def test_the_task_page_shows_the_state_and_the_log_tail(owner_session):
     assert b'data-last-line-seq="3"' in page.content
     assert b"line 1" in page.content and b"line 3" in page.content
     assert b'aria-valuenow="25"' in page.content
+    assert b"Commit</dt>" not in page.content  # not built yet
     assert owner_session.get("/tasks/unknown").status_code == 404
+    built = running_build(status=TaskStatus.COMPLETED, result={"commit": "0123456789ab" + "c" * 28})
+    assert b">0123456789ab</code>" in owner_session.get(f"/tasks/{built.operation_id}").content
 
 
 def test_row_fragments_answer_a_row_or_nothing_for_a_gate(owner_session, waiting_gate):
