@@ -66,8 +66,9 @@ def _recheck(credential: tuple[str, str]):
     else:
         session_key, user_id = value.split(":", 1)
         user = User.objects.filter(pk=user_id, is_active=True).first()
-        store = import_module(settings.SESSION_ENGINE).SessionStore
-        if user is None or not store().exists(session_key):
+        # Loading (not just looking up) the session also refuses an expired one.
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+        if user is None or str(session.get("_auth_user_id")) != str(user.pk):
             return None, events.CLOSE_UNAUTHENTICATED
         principal = principal_for_user(user)
     if not principal.roles & READ_ROLES:

@@ -604,3 +604,21 @@ def test_a_submission_names_its_live_channel_and_that_message_follows_it(
     log, snapshot = asyncio.run(follow_as_told())
     assert log["payload"]["lines"][0]["seq"] >= 1  # the whole log, from the start
     assert snapshot["payload"]["status"] == "completed"
+
+
+@override_settings(SFP_LIVE_RECHECK_SECONDS=0.2)
+def test_a_dashboard_socket_closes_when_its_session_ends(owner):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(owner)
+    cookie = f"sessionid={browser.cookies['sessionid'].value}".encode()
+
+    async def run():
+        communicator = socket([(b"cookie", cookie)])
+        await communicator.connect()
+        assert (await _next(communicator, "ready"))["user"] == "owner@example.com"
+        await asyncio.get_running_loop().run_in_executor(None, browser.logout)
+        return await communicator.receive_output(timeout=5)
+
+    assert asyncio.run(run()) == {"type": "websocket.close", "code": 4401}
