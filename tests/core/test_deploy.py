@@ -46,6 +46,7 @@ def test_the_worker_image_installs_git_the_sf_cli_and_sfp():
     # sf 2.x needs Node >= 22.19 (Debian's nodejs is older): Node comes from the official image.
     assert "FROM node:22-" in dockerfile
     assert "COPY --from=node /usr/local/bin/node" in worker_stage
+    assert "manage.py runworker --check-toolchain" in worker_stage  # the build fails without them
 
 
 def test_caddy_upstreams_are_the_compose_services():

@@ -23,6 +23,9 @@ def command() -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--version"]:
+        print("@salesforce/cli/2.150.6 linux-x64 node-v22.19.0 (fake)")
+        return 0
     if argv[:3] != ["org", "login", "sfdx-url"]:
         print(
             f"Error (1): fake sf only knows 'org login sfdx-url', not {argv[:3]}", file=sys.stderr

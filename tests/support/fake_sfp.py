@@ -43,6 +43,9 @@ def main(argv: list[str]) -> int:
         else:
             state = argv[1]
         argv = argv[2:]
+    if argv == ["--version"]:
+        out("@flxbl-io/sfp/39.2.2 linux-x64 node-v22.19.0 (fake)")
+        return 0
     command = " ".join(a for a in argv if not a.startswith("-"))[:40] or "help"
     aliases_path = os.path.join(os.environ.get("HOME", "/nonexistent"), ".sfdx", "alias.json")
     authorised = json.load(open(aliases_path))["orgs"] if os.path.exists(aliases_path) else {}

@@ -104,3 +104,26 @@ def test_drain_pauses_dispatch_until_resumed(owner_client):
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
+
+
+def test_runworker_reports_its_toolchain_and_refuses_a_missing_tool(settings):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    from tests.tasks.conftest import fake_sfp
+
+    settings.SFP_CLI_PATH = fake_sfp()
+    output = io.StringIO()
+    call_command("runworker", "--check-toolchain", stdout=output, stderr=io.StringIO())
+    report = output.getvalue()
+    assert "SFP_GIT_PATH='git': /usr/bin/git (git version" in report
+    assert "(@salesforce/cli/2.150.6 linux-x64 node-v22.19.0 (fake))" in report
+    assert "(@flxbl-io/sfp/39.2.2 linux-x64 node-v22.19.0 (fake))" in report
+
+    settings.SFP_SF_CLI_PATH = "no-such-sf-cli"
+    errors = io.StringIO()
+    with pytest.raises(CommandError, match="A tool that tasks run with is missing"):
+        call_command("runworker", "--check-toolchain", stdout=io.StringIO(), stderr=errors)
+    assert "SFP_SF_CLI_PATH='no-such-sf-cli': NOT FOUND" in errors.getvalue()
+    assert "Install it or point SFP_SF_CLI_PATH at it." in errors.getvalue()

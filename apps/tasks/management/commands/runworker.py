@@ -8,18 +8,23 @@ with the pool and registering only that pool's task types; the SDK drains by its
 (it pauses the worker over the engine's REST API, waits for in-flight tasks, then closes its
 stream), so `--drain-seconds` does not apply: give the process a stop timeout at least as long
 as the longest task of the pool.
+
+On start it reports the tools tasks run with (git, the sf CLI, sfp: path and version) and warns
+about any it cannot find; `--check-toolchain` only reports them and exits 1 if one is missing
+(a preflight for worker images and nodes).
 """
 
 import signal
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.tasks import task_backends
 
 from apps.tasks import housekeeping
 from apps.tasks.models import Pool
 from apps.tasks.tasks import DECLARED
+from apps.tasks.toolchain import inspect_toolchain
 from apps.tasks.worker import Worker, default_worker_id
 
 
@@ -36,6 +41,19 @@ class Command(BaseCommand):
             default=settings.SFP_CLI_TERM_GRACE_SECONDS * 6,
             help="How long in-flight work may take to finish after SIGTERM.",
         )
+        parser.add_argument(
+            "--check-toolchain",
+            action="store_true",
+            help="Report git, the sf CLI and sfp (path, version) and exit; 1 if one is missing.",
+        )
+
+    def _report_toolchain(self) -> bool:
+        tools = inspect_toolchain()
+        for tool in tools:
+            line = f"Toolchain: {tool.describe()}"
+            self.stdout.write(line) if tool.found else self.stderr.write(line)
+        self.stdout.flush()
+        return all(tool.found for tool in tools)
 
     def _announce(self, worker_id: str, pool: str, slots: int) -> None:
         types = sorted(name for name, declared in DECLARED.items() if declared.pool == pool)
@@ -45,8 +63,20 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def handle(
-        self, *args, pool: str, slots: int, worker_id: str | None, drain_seconds: float, **options
+        self,
+        *args,
+        pool: str,
+        slots: int,
+        worker_id: str | None,
+        drain_seconds: float,
+        check_toolchain: bool,
+        **options,
     ):
+        complete = self._report_toolchain()
+        if check_toolchain:
+            if not complete:
+                raise CommandError("A tool that tasks run with is missing (see above).")
+            return
         backend = task_backends["default"]
         if callable(getattr(backend, "worker_for_pool", None)):
             return self._run_hatchet(backend, pool, slots, worker_id or default_worker_id())
