@@ -63,7 +63,10 @@ def _start_workers(count: int, env: dict) -> list[subprocess.Popen]:
              "--worker-id", f"bench-{index}"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
-        worker.stdout.readline()  # "Worker …: pool standard, …" once it is ready
+        # The toolchain report comes first; "Worker …: pool standard, …" once it is ready.
+        while not (line := worker.stdout.readline()).startswith("Worker "):
+            if not line:
+                raise RuntimeError("a benchmark worker exited before it was ready")
         workers.append(worker)
     time.sleep(0.5)  # let LISTEN connections settle
     return workers
