@@ -312,12 +312,17 @@ def pipelines_fragment(request: HttpRequest) -> HttpResponse:
     return _page(request, "dashboard/_pipelines.html", {"pipelines": selectors.recent_pipelines()})
 
 
-@dashboard_view
-@require_POST
-def pipeline_decide_view(request: HttpRequest, operation_id: str) -> HttpResponse:
+def _pipeline_or_404(operation_id: str):
     parent = _execution_or_404(operation_id)
     if not parent.type.startswith(PIPELINE_PREFIX):
         raise Http404(f"Pipeline {operation_id} not found")
+    return parent
+
+
+@dashboard_view
+@require_POST
+def pipeline_decide_view(request: HttpRequest, operation_id: str) -> HttpResponse:
+    parent = _pipeline_or_404(operation_id)
     form = GateDecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose approve or reject for a named step.")
@@ -345,9 +350,7 @@ def pipeline_decide_view(request: HttpRequest, operation_id: str) -> HttpRespons
 @require_POST
 def pipeline_retry_view(request: HttpRequest, operation_id: str) -> HttpResponse:
     """Run a failed step of a pipeline again (owners; the API also allows application tokens)."""
-    parent = _execution_or_404(operation_id)
-    if not parent.type.startswith(PIPELINE_PREFIX):
-        raise Http404(f"Pipeline {operation_id} not found")
+    parent = _pipeline_or_404(operation_id)
     if not _may_decide_gates(request.sfp_principal):
         message = "Forbidden - Requires role: owner"
         return _page(request, "dashboard/forbidden.html", {"message": message}, status=403)

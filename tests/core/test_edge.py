@@ -20,6 +20,7 @@ import websockets
 from apps.accounts.models import TeamRole
 from apps.tasks.models import TaskStatus
 from tests.accounts.factories import TeamFactory, access_token_for, make_member
+from tests.support.clients import follow_task
 from tests.support.servers import (
     PROJECT_ROOT,
     free_port,
@@ -140,11 +141,7 @@ def test_caddy_sends_http_to_gunicorn_and_websockets_to_daphne(tmp_path):
                     origin=f"http://127.0.0.1:{edge_port}",
                     additional_headers={"Authorization": f"Bearer {token}"},
                 ) as ws:
-                    assert json.loads(await ws.recv())["event"] == "ready"
-                    subscribe = {"action": "subscribe", "object": "task", "id": execution.pk}
-                    await ws.send(json.dumps(subscribe))
-                    while json.loads(await ws.recv())["event"] != "task.snapshot":
-                        pass
+                    await follow_task(ws, execution.pk)
                     loop = asyncio.get_running_loop()
                     cancel = f"{edge}/sfp/api/tasks/{execution.pk}"
                     assert await loop.run_in_executor(None, _delete, cancel, token) == 200

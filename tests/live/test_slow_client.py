@@ -18,6 +18,7 @@ from django.utils import timezone
 from apps.tasks import lifecycle
 from apps.tasks.models import TaskLogLine, TaskStatus
 from tests.accounts.factories import access_token_for
+from tests.support.clients import follow_task
 from tests.support.servers import running_server, shared_database_environment
 from tests.tasks.conftest import create_execution
 
@@ -100,11 +101,7 @@ def test_a_stalled_client_does_not_delay_another(owner):
                 additional_headers={"Authorization": f"Bearer {token}"},
                 max_size=2**22,
             ) as ws:
-                assert json.loads(await ws.recv())["event"] == "ready"
-                subscribe = {"action": "subscribe", "object": "task", "id": execution.pk}
-                await ws.send(json.dumps(subscribe))
-                while json.loads(await ws.recv())["event"] != "task.snapshot":
-                    pass
+                await follow_task(ws, execution.pk)
                 loop = asyncio.get_running_loop()
                 publishing = loop.run_in_executor(None, _publish_log_batches, execution.pk)
                 seqs: list[int] = []

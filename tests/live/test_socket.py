@@ -27,6 +27,14 @@ async def _next(communicator, event: str, timeout: float = 10) -> dict:
             return message
 
 
+async def _authenticated(raw_token: str) -> WebsocketCommunicator:
+    """A socket authenticated by its Authorization header, past its `ready`."""
+    communicator = socket([(b"authorization", f"Bearer {raw_token}".encode())])
+    await communicator.connect()
+    await _next(communicator, "ready")
+    return communicator
+
+
 @pytest.fixture
 def token(owner):
     from tests.accounts.factories import access_token_for
@@ -108,9 +116,7 @@ def test_a_task_numbers_every_event_and_line_without_holes(owner_client, token, 
     start_worker()
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         await communicator.send_json_to({"action": "subscribe", "object": "tasks"})
         await _next(communicator, "subscribed")
         loop = asyncio.get_running_loop()
@@ -151,9 +157,7 @@ def test_reconnecting_with_the_last_seq_misses_nothing_and_repeats_nothing(
             received = []
 
             async def session(since, stop):
-                communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-                await communicator.connect()
-                await _next(communicator, "ready")
+                communicator = await _authenticated(token)
                 subscribe = {"action": "subscribe", "object": "task", "id": operation_id}
                 await communicator.send_json_to(subscribe | {"since": since})
                 await _next(communicator, "subscribed")
@@ -197,9 +201,7 @@ def test_a_gap_in_a_followed_task_is_filled_from_the_database(owner, token):
     execution = create_execution(owner, status=TaskStatus.ACTIVE)
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         await communicator.send_json_to(
             {"action": "subscribe", "object": "task", "id": execution.pk, "since": 0}
         )
@@ -241,9 +243,7 @@ def test_an_event_reaching_two_subscriptions_is_sent_once(owner, token):
     execution = create_execution(owner, status=TaskStatus.ACTIVE)
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         await communicator.send_json_to({"action": "subscribe", "object": "tasks"})
         await _next(communicator, "subscribed")
         await communicator.send_json_to({"action": "subscribe", "object": "me"})
@@ -279,9 +279,7 @@ def test_my_feed_carries_my_tasks_and_for_owners_the_gates(
     member_token = access_token_for(member)
 
     async def feed_of(raw_token):
-        communicator = socket([(b"authorization", f"Bearer {raw_token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(raw_token)
         await communicator.send_json_to({"action": "subscribe", "object": "me"})
         await _next(communicator, "subscribed")
         return communicator
@@ -323,9 +321,7 @@ def test_live_events_reach_a_subscriber(owner_client, token, org, start_worker):
     start_worker()
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         await communicator.send_json_to({"action": "subscribe", "object": "tasks"})
         await _next(communicator, "subscribed")
         loop = asyncio.get_running_loop()
@@ -346,9 +342,7 @@ def test_live_events_reach_a_subscriber(owner_client, token, org, start_worker):
 
 
 async def test_unknown_actions_and_objects_get_an_error_not_a_close(token):
-    communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-    await communicator.connect()
-    await _next(communicator, "ready")
+    communicator = await _authenticated(token)
     await communicator.send_json_to({"action": "dance"})
     assert (await _next(communicator, "error"))["message"] == "Unknown action 'dance'"
     await communicator.send_json_to({"action": "subscribe", "object": "task", "id": "nope"})
@@ -367,9 +361,7 @@ def test_environment_lock_events(owner, owner_client, token):
     environment = Environment.objects.create(project=project, name="UAT", category="test")
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         await communicator.send_json_to(
             {"action": "subscribe", "object": "environment", "id": str(environment.pk)}
         )
@@ -402,9 +394,7 @@ def test_pipeline_gates_are_announced(owner, owner_client, token, org, start_wor
     start_worker()
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         await communicator.send_json_to({"action": "subscribe", "object": "tasks"})
         await _next(communicator, "subscribed")
         loop = asyncio.get_running_loop()
@@ -443,9 +433,7 @@ def test_the_embedded_in_memory_layer_delivers_from_worker_threads_at_once(owner
     execution = create_execution(owner, status=TaskStatus.ACTIVE)
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         await communicator.send_json_to(
             {"action": "subscribe", "object": "task", "id": execution.pk}
         )
@@ -473,9 +461,7 @@ def test_the_locks_feed_carries_every_resources_lock_events(owner, token):
     from apps.environments import locks
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         await communicator.send_json_to({"action": "subscribe", "object": "locks"})
         await _next(communicator, "subscribed")
         loop = asyncio.get_running_loop()
@@ -517,9 +503,7 @@ def test_the_live_layer_is_measured_on_metrics(owner, token, client):
     }
 
     async def follow():
-        communicator = socket([(b"authorization", f"Bearer {token}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
+        communicator = await _authenticated(token)
         for subscription in ({"object": "tasks"}, {"object": "task", "id": execution.pk}):
             await communicator.send_json_to({"action": "subscribe"} | subscription)
             await _next(communicator, "subscribed")
@@ -554,14 +538,11 @@ def test_a_socket_closes_when_its_token_is_revoked_or_its_role_is_gone(owner, me
     app_token, raw_app_token = app_token_for(owner)
     member_token = access_token_for(member)
 
-    async def connected(raw):
-        communicator = socket([(b"authorization", f"Bearer {raw}".encode())])
-        await communicator.connect()
-        await _next(communicator, "ready")
-        return communicator
-
     async def run():
-        by_token, by_member = await connected(raw_app_token), await connected(member_token)
+        by_token, by_member = (
+            await _authenticated(raw_app_token),
+            await _authenticated(member_token),
+        )
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(
             None,

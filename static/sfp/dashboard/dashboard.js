@@ -125,6 +125,24 @@
     }
   }
 
+  /* Follow a feed: re-fetch the page's fragment whenever the (re)subscription is confirmed (events
+   * may have been missed meanwhile), record events for replay while it is in flight, apply them. */
+  function followFeed(object, refresher, apply) {
+    SfpLive.connect({
+      subscriptions: function () {
+        return [{ action: "subscribe", object: object }];
+      },
+      onEvent: function (message) {
+        if (message.event === "subscribed") {
+          refresher.refresh();
+          return;
+        }
+        refresher.record(message);
+        apply(message);
+      },
+    });
+  }
+
   // --- overview: the task table --------------------------------------------------------------
 
   function overviewPage() {
@@ -197,19 +215,7 @@
     });
 
     trackRenderedRows();
-    SfpLive.connect({
-      subscriptions: function () {
-        return [{ action: "subscribe", object: "tasks" }];
-      },
-      onEvent: function (message) {
-        if (message.event === "subscribed") {
-          refresher.refresh();
-          return;
-        }
-        refresher.record(message);
-        apply(message);
-      },
-    });
+    followFeed("tasks", refresher, apply);
   }
 
   // --- one task: its summary and its log -----------------------------------------------------
@@ -347,19 +353,7 @@
     });
 
     showLocalTimes(board);
-    SfpLive.connect({
-      subscriptions: function () {
-        return [{ action: "subscribe", object: "locks" }];
-      },
-      onEvent: function (message) {
-        if (message.event === "subscribed") {
-          refresher.refresh();
-          return;
-        }
-        refresher.record(message);
-        apply(message);
-      },
-    });
+    followFeed("locks", refresher, apply);
   }
 
   // --- pipelines -----------------------------------------------------------------------------
