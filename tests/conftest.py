@@ -24,6 +24,9 @@ def _end_stray_database_sessions(django_db_setup, django_db_blocker):
     """Threads of worker and WebSocket tests keep connections of their own; end them so the test
     database can be dropped at the end of the run."""
     yield
+    from apps.environments import handoff
+
+    handoff.stop_listener()  # the lock hand-off listener's connection, first
     if not connection.settings_dict["NAME"].startswith("test_"):
         return  # no test database was created (a run without database tests)
     with django_db_blocker.unblock(), connection.cursor() as cursor:

@@ -6,8 +6,7 @@ exactly what the API answers. Gates are pipeline steps, not work: the task table
 
 from django.db.models import Q
 
-from apps.environments.environments import lock_statuses
-from apps.environments.models import Environment
+from apps.environments.selectors.environments import environment_lock_states, environments_filtered
 from apps.tasks.models import TaskExecution, TaskLogLine, TaskStatus
 from apps.tasks.pipelines import GATE_TYPE, PIPELINE_PREFIX, steps_dto
 
@@ -75,11 +74,8 @@ def recent_pipelines() -> list[tuple[TaskExecution, list[dict]]]:
 
 def lock_board() -> list[dict]:
     """Every environment (up to LOCK_BOARD_ENVIRONMENTS) with its lock holder and queue."""
-    environments = Environment.objects.select_related("project", "org").order_by(
-        "project__identifier", "orchestration_order", "name"
-    )[:LOCK_BOARD_ENVIRONMENTS]
-    environments = list(environments)
-    statuses = lock_statuses(environments)
+    environments = environments_filtered()[:LOCK_BOARD_ENVIRONMENTS]
+    statuses = environment_lock_states(environments)
     return [
         {"environment": environment, "lock": statuses[environment.pk]}
         for environment in environments

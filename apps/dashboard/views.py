@@ -32,8 +32,8 @@ from apps.dashboard.forms import (
     StepRetryForm,
     TaskSubmitForm,
 )
-from apps.environments import locks
-from apps.environments.models import LockTicket
+from apps.environments.selectors.locks import lock_ticket_find
+from apps.environments.services import locks
 from apps.tasks import services as task_services
 from apps.tasks.models import TaskStatus
 from apps.tasks.pipelines import PIPELINE_PREFIX
@@ -273,20 +273,16 @@ def lock_board_fragment(request: HttpRequest) -> HttpResponse:
 @dashboard_view
 @require_POST
 def lock_release_view(request: HttpRequest) -> HttpResponse:
-    """An owner frees a stuck lock from the board (`locks.force_release`, audited)."""
+    """An owner frees a stuck lock from the board (`locks.lock_force_release`, audited)."""
     form = LockReleaseForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Name the lock ticket to release.")
         return redirect("dashboard:locks")
-    ticket = (
-        LockTicket.objects.select_related("resource_row")
-        .filter(ticket_id=form.cleaned_data["ticket"])
-        .first()
-    )
+    ticket = lock_ticket_find(form.cleaned_data["ticket"])
     if ticket is None:
         raise Http404("Lock not found")
     try:
-        locks.force_release(actor=request.sfp_principal, ticket=ticket, request=request)
+        locks.lock_force_release(actor=request.sfp_principal, ticket=ticket, request=request)
     except Forbidden as error:
         return _page(request, "dashboard/forbidden.html", {"message": error.message}, status=403)
     except ServiceError as error:

@@ -4,8 +4,9 @@ board with a force-release action."""
 from django.contrib import admin, messages
 
 from apps.accounts.principal import principal_for_user
-from apps.environments import locks, services
 from apps.environments.models import Environment, LockStatus, LockTicket, SalesforceOrg
+from apps.environments.services import locks
+from apps.environments.services import orgs as services
 
 
 @admin.register(SalesforceOrg)
@@ -127,6 +128,6 @@ class LockBoardAdmin(admin.ModelAdmin):
             status__in=[LockStatus.ACQUIRED, LockStatus.QUEUED]
         )
         for ticket in pending:
-            locks.force_release(actor=actor, ticket=ticket, request=request)
+            locks.lock_force_release(actor=actor, ticket=ticket, request=request)
             released += 1
         self.message_user(request, f"Released {released} lock(s).", messages.SUCCESS)

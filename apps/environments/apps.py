@@ -9,7 +9,7 @@ class EnvironmentsConfig(AppConfig):
     verbose_name = "Environments"
 
     def ready(self) -> None:
-        from apps.environments.services import resolve_org_credentials
+        from apps.environments.services.orgs import resolve_org_credentials
         from apps.integrations.grants import register_resolver
 
         register_resolver("salesforce_org", resolve_org_credentials)

@@ -1,5 +1,6 @@
 """Environment records: the Salesforce org registry (orgs registered once, shared by every
-repository), and the lock queue (resources and their FIFO tickets)."""
+repository), the lock queue (resources, their FIFO tickets, and requests for any one of a set of
+resources), and environments per repository."""
 
 import uuid
 
@@ -73,20 +74,60 @@ class LockResource(models.Model):
         return f"{self.repository}:{self.resource}"
 
 
+class LockRequest(models.Model):
+    """A request for any one free resource of a set: it has one queued ticket per resource, and
+    the first of them to acquire is its grant (the others then count for nothing)."""
+
+    request_id = models.UUIDField(unique=True)
+    repository = models.CharField(max_length=255)
+    resources = models.JSONField(help_text="The canonical resources asked for, in order.")
+    holder_key = models.CharField(max_length=100)
+    holder_label = models.CharField(max_length=254, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    lease_duration_seconds = models.PositiveIntegerField()
+    reason = models.CharField(max_length=500, blank=True)
+    granted_ticket = models.OneToOneField(
+        "LockTicket", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["holder_key", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="lock_request_idempotency_per_caller",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{'|'.join(self.resources)} {self.request_id}"
+
+
 class LockTicket(models.Model):
-    """A place in a resource's FIFO queue; the one `acquired` ticket holds the lease."""
+    """A place in a resource's FIFO queue; the one `acquired` ticket holds the lease.
+
+    `holder_key` is who holds it (`token:<id>`, `session:<id>`, `user:<id>` or `task:<id>`):
+    only that identity, owners and application tokens may release or extend it; `holder_label`
+    is only for display and is never compared."""
 
     resource_row = models.ForeignKey(LockResource, on_delete=models.CASCADE, related_name="tickets")
     ticket_id = models.UUIDField(unique=True)
+    lock_request = models.ForeignKey(
+        LockRequest, null=True, blank=True, on_delete=models.CASCADE, related_name="tickets"
+    )
     status = models.CharField(max_length=16, choices=LockStatus.choices, db_index=True)
     reason = models.CharField(max_length=500, blank=True)
     lease_duration_seconds = models.PositiveIntegerField()
     lease_start = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    holder_key = models.CharField(max_length=100, blank=True)
     holder_label = models.CharField(max_length=254, blank=True)
     holder_user_id = models.CharField(max_length=64, blank=True)
     holder_token_id = models.CharField(max_length=24, blank=True)
     holder_operation_id = models.CharField(max_length=32, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
     released_by = models.CharField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -94,12 +135,30 @@ class LockTicket(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["status", "expires_at"],
+                condition=Q(status="acquired"),
+                name="lock_ticket_held_expiry",
+            ),
+            models.Index(
+                fields=["holder_operation_id"],
+                condition=~Q(holder_operation_id=""),
+                name="lock_ticket_by_operation",
+            ),
+        ]
         constraints = [
             # The database itself refuses a second holder.
             models.UniqueConstraint(
                 fields=["resource_row"],
                 condition=models.Q(status="acquired"),
                 name="lock_one_holder_per_resource",
+            ),
+            # An idempotency key names one request of its caller, whatever the resource.
+            models.UniqueConstraint(
+                fields=["holder_key", "idempotency_key"],
+                condition=~Q(idempotency_key="") & Q(lock_request__isnull=True),
+                name="lock_ticket_idempotency_per_caller",
             ),
         ]
 

@@ -79,26 +79,18 @@ def _recheck(credential: tuple[str, str]):
 @database_sync_to_async
 def _environment_snapshot(environment_id: str) -> tuple[str, str, int, dict] | None:
     """(lock group, object key, seq, payload) of an environment's lock, or None if unknown."""
-    from apps.environments.environments import lock_status
-    from apps.environments.models import Environment, LockResource
+    from apps.core.exceptions import NotFound
+    from apps.environments.selectors.environments import environment_get, environment_lock_state
+    from apps.environments.selectors.locks import lock_event_seq
 
     try:
-        environment = (
-            Environment.objects.select_related("project").filter(pk=environment_id).first()
-        )
-    except ValueError:  # not a UUID
-        return None
-    if environment is None:
+        environment = environment_get(environment_id)
+    except (ValueError, NotFound):  # not a UUID, or no such environment
         return None
     repository, resource = environment.project.identifier, environment.lock_resource
-    seq = (
-        LockResource.objects.filter(repository=repository, resource=resource)
-        .values_list("event_seq", flat=True)
-        .first()
-    ) or 0
-    payload = {"environmentId": str(environment.pk), "name": environment.name} | lock_status(
-        environment
-    )
+    seq = lock_event_seq(repository, resource)
+    payload = {"environmentId": str(environment.pk), "name": environment.name}
+    payload |= environment_lock_state(environment)
     return f"lock.{repository}.{resource}", _lock_key(repository, resource), seq, payload
 
 

@@ -40,12 +40,17 @@ numbers have no holes: every number is one event or one log line. So a client ke
 - `{"event": "pipeline.gate", "seq": n, "payload": {operationId, step, gateId, state, title?,
   by?}}` — a pipeline's gate: state is waiting, approved or rejected; numbered in the pipeline's
   counter; on the pipeline's task group, the tasks feed and owners' `me` feeds.
-- `{"event": "environment.snapshot", "seq": n, "payload": {environmentId, name, isLocked,
-  currentLock, queuedLocks}}` — sent on subscribe to an environment.
-- `{"event": "environment.lock", "seq": n, "payload": {repository, resource, isLocked, lockedBy,
-  expiresAt, queued: [holder…]}}` — whenever a resource's holder or queue changes (environment,
-  project and locks subscriptions). Each one carries the whole state, so a skipped number loses
-  nothing.
+- `{"event": "environment.snapshot", "seq": n, "payload": {environmentId, name} + <lock state>}`
+  — sent on subscribe to an environment.
+- `{"event": "environment.lock", "seq": n, "payload": <lock state>}` — whenever a resource's
+  holder, queue or expiry changes (environment, project and locks subscriptions). Each one carries
+  the whole state, so a skipped number loses nothing.
+
+  `<lock state>` is the one shape of a resource's lock, the same as an environment's `lockStatus`
+  in the REST API and the lock board's rows (built by `lock_state_dto` in
+  `apps/environments/selectors/locks.py`): `{repository, resource, isLocked, currentLock:
+  {ticketId, lockedBy, lockReason, leaseStart, expiresAt, expiresInSeconds} | null, queuedLocks:
+  [{position, ticketId, requestedBy, reason, estimatedWaitSeconds}]}`.
 - `{"event": "error", "message": "…"}` for a refused or malformed request (the socket stays open).
 
 Delivery: events are published by the domain apps through `apps.core.events.publish` after their

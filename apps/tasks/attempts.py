@@ -12,8 +12,8 @@ from collections.abc import Callable
 import structlog
 from django.utils.module_loading import import_string
 
-from apps.environments import locks
-from apps.environments.models import LockStatus
+from apps.environments.selectors import locks as lock_reads
+from apps.environments.services import locks
 from apps.integrations import grants
 from apps.tasks import lifecycle
 from apps.tasks.catalogue import credential_items, environment_lock_of, operation
@@ -85,28 +85,29 @@ def claim_environment_lock(execution: TaskExecution):
     if target is None:
         return None
     repository, resource = target
-    ticket = locks.request_lock(
+    ticket = locks.lock_request(
         holder=locks.Holder.task(execution.operation_id),
         repository=repository,
         resource=resource,
         lease_seconds=min(locks.MAX_LEASE_SECONDS, execution.timeout_seconds + 300),
         reason=f"{execution.type} {execution.operation_id}",
     )
-    if ticket.status == LockStatus.ACQUIRED:
+    if ticket.status == "acquired":
         return repository, resource, ticket.ticket_id
-    holder = locks.current_holder(repository=repository, resource=resource)
-    expires = locks.ticket_dto(holder)["expiresInSeconds"] if holder else 0
+    state = lock_reads.lock_state(repository, resource)
+    current = state["currentLock"] or {}
     return (
         f"Waiting for lock {resource} of {repository}: "
-        f"held by {holder.holder_label if holder else 'nobody'}, "
-        f"position {locks.queue_position(ticket)}, expected wait ~{expires} s"
+        f"held by {current.get('lockedBy') or 'nobody'}, "
+        f"position {lock_reads.queue_position(ticket)}, "
+        f"expected wait ~{current.get('expiresInSeconds') or 0} s"
     )
 
 
 def release_environment_lock(execution: TaskExecution, held, status: str) -> None:
     if held:
         repository, resource, ticket_id = held
-        locks.release(
+        locks.lock_release(
             repository=repository, resource=resource, ticket_id=ticket_id,
             holder=locks.Holder.task(execution.operation_id), released_by=f"task {status}",
         )  # fmt: skip

@@ -7,7 +7,7 @@ import threading
 import structlog
 from django.db import close_old_connections, connection
 
-from apps.environments import locks
+from apps.environments.services import locks
 from apps.tasks import pipelines
 from apps.tasks.services import recurring_spawn_due
 
@@ -19,7 +19,7 @@ TICK_SECONDS = 0.5
 def tick() -> None:
     recurring_spawn_due()
     pipelines.advance_all()
-    locks.expire_due()  # lapsed leases hand their locks on without anyone polling
+    locks.locks_expire_due()  # lapsed leases hand their locks on without anyone polling
 
 
 def run_in_background(stop: threading.Event, interval: float = TICK_SECONDS) -> threading.Thread:

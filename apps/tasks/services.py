@@ -18,8 +18,8 @@ from apps.accounts.audit import audit_event
 from apps.accounts.principal import Principal
 from apps.core.exceptions import Conflict, Forbidden, InvalidRequest
 from apps.core.permissions import requires_role_message
-from apps.environments import locks
 from apps.environments.models import Category, Environment, SalesforceOrg
+from apps.environments.services import locks
 from apps.tasks import lifecycle
 from apps.tasks.catalogue import operation
 from apps.tasks.models import (
@@ -300,7 +300,7 @@ def task_cancel(
             status = lifecycle.cancel(instance.operation_id)
     else:
         status = lifecycle.cancel(execution.operation_id)
-    locks.release_all_for_operation(execution.operation_id)  # a cancelled task waits for nothing
+    locks.locks_release_for_operation(execution.operation_id)  # a cancelled task waits for nothing
     _cancel_engine_run(execution)
     audit_event(
         "task.cancelled",

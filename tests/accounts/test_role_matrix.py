@@ -89,7 +89,11 @@ EXPECTED = {
     ("POST", "sfp/api/locks"): (OWNER_APPLICATION, 400),
     ("GET", "sfp/api/locks/<path:repository>/<str:resource>/<uuid:ticket_id>"): (ANY, 404),
     ("DELETE", "sfp/api/locks/<path:repository>/<str:resource>/<uuid:ticket_id>"): (ANY, 404),
-    ("GET", "sfp/api/locks/<path:repository>/<str:resource>"): (ANY, 200),
+    ("GET", "sfp/api/locks/<path:repository>/<str:resource>"): (ANY, 404),  # no such project
+    ("POST", "sfp/api/locks/<path:repository>/<str:resource>/<uuid:ticket_id>/extend"): (ANY, 400),
+    ("GET", "sfp/api/locks/requests/<uuid:request_id>"): (ANY, 404),
+    ("DELETE", "sfp/api/locks/requests/<uuid:request_id>"): (ANY, 404),
+    ("POST", "sfp/api/environments/lock-any"): (ANY, 400),
     ("GET", "sfp/api/tasks"): (ANY, 200),
     ("POST", "sfp/api/tasks"): (ANY, 400),
     ("DELETE", "sfp/api/tasks/<str:operation_id>"): (ANY, 404),
@@ -203,6 +207,7 @@ def _probe_path(route: str, caller) -> str:
         .replace("<path:repository>", "acme/none")
         .replace("<str:resource>", "nothing")
         .replace("<uuid:ticket_id>", "00000000-0000-0000-0000-000000000004")
+        .replace("<uuid:request_id>", "00000000-0000-0000-0000-000000000005")
     )
 
 

@@ -9,8 +9,8 @@ from django.test import Client, override_settings
 
 from apps.accounts.models import AuditEvent, Membership, TeamRole
 from apps.accounts.principal import principal_for_user
-from apps.environments import locks
 from apps.environments.models import Category, Environment
+from apps.environments.services import locks
 from apps.projects.models import Project
 from apps.tasks import pipelines
 from apps.tasks.models import TaskExecution, TaskLogLine, TaskStatus, TriggerKind
@@ -223,8 +223,8 @@ def test_the_lock_board_shows_holders_and_queues(owner, owner_session):
     Environment.objects.create(project=project, name="uat", category=Category.TEST)
     Environment.objects.create(project=project, name="prod", category=Category.RELEASE)
     for label in ("ci-runner", "release-bot"):
-        locks.request_lock(
-            holder=locks.Holder(label=label),
+        locks.lock_request(
+            holder=locks.Holder(key="test:" + label, label=label),
             repository="acme/app",
             resource="env:uat",
             lease_seconds=600,
@@ -387,12 +387,12 @@ def test_owners_release_a_stuck_lock_from_the_board_and_members_cannot(
         identifier="acme/app", remote_url="https://github.com/acme/app", platform="github"
     )
     Environment.objects.create(project=project, name="uat", category=Category.TEST)
-    held = locks.request_lock(
-        holder=locks.Holder(label="stuck-ci"), repository="acme/app", resource="env:uat",
+    held = locks.lock_request(
+        holder=locks.Holder(key="test:" + "stuck-ci", label="stuck-ci"), repository="acme/app", resource="env:uat",
         lease_seconds=3600,
     )  # fmt: skip
-    waiting = locks.request_lock(
-        holder=locks.Holder(label="next-ci"), repository="acme/app", resource="env:uat",
+    waiting = locks.lock_request(
+        holder=locks.Holder(key="test:" + "next-ci", label="next-ci"), repository="acme/app", resource="env:uat",
         lease_seconds=600,
     )  # fmt: skip
     assert b"Release</button>" in owner_session.get("/locks").content

@@ -95,6 +95,8 @@ def test_create_list_grouped_and_filtered(owner_client, member_client, project, 
     assert set(grouped) == {"dev", "test", "snapshot", "release"}
     assert [e["name"] for e in grouped["release"]] == ["PROD"]
     assert grouped["test"][0]["lockStatus"] == {
+        "repository": "acme/app",
+        "resource": "env:UAT",
         "isLocked": False,
         "currentLock": None,
         "queuedLocks": [],
@@ -261,14 +263,14 @@ def test_listing_reads_every_lock_in_a_constant_number_of_queries(member_client,
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from apps.environments import locks
+    from apps.environments.services import locks
 
     def add_environments(first: int, count: int) -> None:
         for index in range(first, first + count):
             Environment.objects.create(project=project, name=f"env{index}", category="test")
             for label in ("ci", "qa"):  # a holder and one queued behind it
-                locks.request_lock(
-                    holder=locks.Holder(label=f"{label}-{index}"), repository="acme/app",
+                locks.lock_request(
+                    holder=locks.Holder(key="test:" + f"{label}-{index}", label=f"{label}-{index}"), repository="acme/app",
                     resource=f"env:env{index}", lease_seconds=600,
                 )  # fmt: skip
 

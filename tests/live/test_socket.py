@@ -351,8 +351,8 @@ async def test_unknown_actions_and_objects_get_an_error_not_a_close(token):
 
 
 def test_environment_lock_events(owner, owner_client, token):
-    from apps.environments import locks
     from apps.environments.models import Environment
+    from apps.environments.services import locks
     from apps.projects.models import Project
 
     project = Project.objects.create(
@@ -369,8 +369,8 @@ def test_environment_lock_events(owner, owner_client, token):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(
             None,
-            lambda: locks.request_lock(
-                holder=locks.Holder(label="qa@example.com"),
+            lambda: locks.lock_request(
+                holder=locks.Holder(key="test:" + "qa@example.com", label="qa@example.com"),
                 repository="acme/app",
                 resource="env:UAT",
                 lease_seconds=60,
@@ -383,11 +383,10 @@ def test_environment_lock_events(owner, owner_client, token):
     snapshot, locked = asyncio.run(follow())
     assert snapshot["payload"]["isLocked"] is False
     assert (snapshot["seq"], locked["seq"]) == (0, 1)  # the resource's own counter
-    assert locked["payload"] == locked["payload"] | {
-        "isLocked": True,
-        "lockedBy": "qa@example.com",
-        "resource": "env:UAT",
-    }
+    assert (locked["payload"]["isLocked"], locked["payload"]["resource"]) == (True, "env:UAT")
+    assert locked["payload"]["currentLock"]["lockedBy"] == "qa@example.com"
+    # One lock payload: the snapshot is the update's shape plus the environment's id and name.
+    assert set(snapshot["payload"]) - {"environmentId", "name"} == set(locked["payload"])
 
 
 def test_pipeline_gates_are_announced(owner, owner_client, token, org, start_worker):
@@ -458,7 +457,7 @@ def test_the_embedded_in_memory_layer_delivers_from_worker_threads_at_once(owner
 
 
 def test_the_locks_feed_carries_every_resources_lock_events(owner, token):
-    from apps.environments import locks
+    from apps.environments.services import locks
 
     async def follow():
         communicator = await _authenticated(token)
@@ -468,8 +467,8 @@ def test_the_locks_feed_carries_every_resources_lock_events(owner, token):
         for repository in ("acme/app", "acme/web"):
             await loop.run_in_executor(
                 None,
-                lambda r=repository: locks.request_lock(
-                    holder=locks.Holder(label="qa@example.com"), repository=r,
+                lambda r=repository: locks.lock_request(
+                    holder=locks.Holder(key="test:" + "qa@example.com", label="qa@example.com"), repository=r,
                     resource="env:UAT", lease_seconds=60,
                 ),
             )  # fmt: skip

@@ -286,16 +286,16 @@ def test_an_install_waits_in_its_slot_for_the_environments_lock(
     """On Hatchet the engine has given the attempt a slot: it waits there, saying why."""
     import time as clock
 
-    from apps.environments import locks
     from apps.environments.models import Environment, LockStatus, LockTicket
+    from apps.environments.services import locks
     from apps.projects.models import Project
 
     project = Project.objects.create(
         identifier="acme/app", remote_url=git_remote, platform="github"
     )
     Environment.objects.create(project=project, name="UAT", category="test", org=org)
-    held = locks.request_lock(
-        holder=locks.Holder(label="someone@example.com"),
+    held = locks.lock_request(
+        holder=locks.Holder(key="test:" + "someone@example.com", label="someone@example.com"),
         repository="acme/app",
         resource="env:UAT",
         lease_seconds=600,
@@ -314,11 +314,11 @@ def test_an_install_waits_in_its_slot_for_the_environments_lock(
     assert status["currentStep"].startswith(
         "Waiting for lock env:UAT of acme/app: held by someone@example.com, position 1"
     )
-    locks.release(
+    locks.lock_release(
         repository="acme/app",
         resource="env:UAT",
         ticket_id=held.ticket_id,
-        holder=locks.Holder(label="someone@example.com"),
+        holder=locks.Holder(key="test:" + "someone@example.com", label="someone@example.com"),
     )
     assert wait_for(owner_client, operation_id, timeout=40)["status"] == "completed"
     deadline = clock.monotonic() + 5

@@ -60,7 +60,7 @@ from hatchet_sdk.exceptions import RetryAfterException
 from hatchet_sdk.utils.api_auth import create_authorization_header
 from pydantic import BaseModel
 
-from apps.environments import locks
+from apps.environments.services import locks
 from apps.tasks import lifecycle, pipelines
 from apps.tasks.attempts import claim_environment_lock, release_environment_lock, run_attempt
 from apps.tasks.backends.base import SfpTask
@@ -249,7 +249,7 @@ def run_engine_attempt(declared: SfpTask, operation_id: str, ctx: Context) -> di
                     ctx.is_cancelled
                     or TaskExecution.objects.filter(pk=operation_id, cancel_requested=True).exists()
                 ):
-                    locks.release_all_for_operation(operation_id)
+                    locks.locks_release_for_operation(operation_id)
                     lifecycle.cancel(operation_id)
                     return {"cancelled": True}
                 time.sleep(LOCK_RECHECK_SECONDS)

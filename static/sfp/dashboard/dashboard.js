@@ -293,26 +293,37 @@
   function locksPage() {
     var board = document.getElementById("lock-board");
 
+    // `payload` is the one lock-state shape (apps/environments/selectors/locks.py,
+    // lock_state_dto): {isLocked, currentLock: {lockedBy, lockReason, expiresAt, …} | null,
+    // queuedLocks: [{position, requestedBy, …}]}.
     function showLock(row, payload) {
+      var current = payload.currentLock || {};
       row.querySelector('[data-field="state"]').innerHTML = payload.isLocked
         ? '<span class="badge locked">locked</span>'
         : '<span class="badge free">free</span>';
-      row.querySelector('[data-field="holder"]').textContent = payload.lockedBy || "";
+      var holder = row.querySelector('[data-field="holder"]');
+      holder.textContent = current.lockedBy || "";
+      if (current.lockReason) {
+        var reason = document.createElement("small");
+        reason.className = "muted";
+        reason.textContent = " " + current.lockReason;
+        holder.appendChild(reason);
+      }
       var expires = row.querySelector('[data-field="expires"]');
       expires.textContent = "";
-      if (payload.expiresAt) {
+      if (current.expiresAt) {
         var when = document.createElement("time");
-        when.setAttribute("datetime", payload.expiresAt);
+        when.setAttribute("datetime", current.expiresAt);
         when.setAttribute("data-local", "");
         expires.appendChild(when);
         showLocalTimes(expires);
       }
       var queue = row.querySelector('[data-field="queue"]');
       queue.textContent = "";
-      (payload.queued || []).forEach(function (holder) {
+      (payload.queuedLocks || []).forEach(function (waiting) {
         var chip = document.createElement("span");
         chip.className = "chip";
-        chip.textContent = holder;
+        chip.textContent = waiting.requestedBy;
         queue.appendChild(chip);
       });
     }

@@ -14,8 +14,8 @@ from apps.accounts.principal import Principal
 from apps.core.exceptions import Forbidden, InvalidRequest
 from apps.core.permissions import requires_role_message
 from apps.environments.models import SalesforceOrg
-from apps.environments.salesforce import SalesforceError, connect, parse_auth_url
-from apps.environments.selectors import org_by_username, org_dto
+from apps.environments.selectors.orgs import org_by_username, org_dto
+from apps.integrations.salesforce import SalesforceError, connect, parse_auth_url
 from apps.integrations.vault import seal_for, unseal_from
 
 CREDENTIAL_ROLES = (Role.OWNER.value, Role.APPLICATION.value)

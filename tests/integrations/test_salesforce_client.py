@@ -6,7 +6,7 @@ import socket
 import pytest
 from django.test import override_settings
 
-from apps.environments.salesforce import (
+from apps.integrations.salesforce import (
     OrgIdentity,
     SalesforceError,
     SfdxAuthUrl,

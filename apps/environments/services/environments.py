@@ -1,5 +1,5 @@
-"""Environments per repository and their locks: create, update, delete, list, orchestration
-order, and locking with credentials handed only to the current holder.
+"""Writes of environments per repository: create, update, delete, and locking (one, or any free
+one of a set) with credentials handed only to the current holder.
 
 Rules: names are unique within a repository; one default per category; environments in the
 `release` category (production) are locked, deployed to, and have credentials read only by
@@ -7,19 +7,24 @@ owners and application tokens; credentials go only to the holder of the environm
 only to owners and application tokens; every hand-out is audited.
 """
 
-import time
-
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
 from apps.accounts.audit import audit_event
 from apps.accounts.principal import Principal
-from apps.core.exceptions import Conflict, Forbidden, InvalidRequest, NotFound
+from apps.core.exceptions import Conflict, Forbidden, InvalidRequest
 from apps.core.permissions import requires_role_message
-from apps.environments import locks
-from apps.environments.models import Category, Environment, LockStatus, LockTicket, SalesforceOrg
-from apps.environments.salesforce import SalesforceError, connect, parse_auth_url
+from apps.environments.models import (
+    Category,
+    Environment,
+    LockRequest,
+    LockStatus,
+    LockTicket,
+    SalesforceOrg,
+)
+from apps.environments.selectors.locks import effective_status, lock_ticket_get
+from apps.environments.services import locks
+from apps.integrations.salesforce import SalesforceError, connect, parse_auth_url
 from apps.integrations.vault import unseal_from
 
 PRIVILEGED = ("owner", "application")
@@ -34,13 +39,6 @@ EDITABLE = {
     "orchestrationOrder": "orchestration_order",
     "devHubUsername": "devhub_username",
 }
-
-
-def environment_get(environment_id) -> Environment:
-    found = Environment.objects.select_related("project", "org").filter(pk=environment_id).first()
-    if found is None:
-        raise NotFound(f"Environment {environment_id} not found")
-    return found
 
 
 def _require_privileged_for_release(actor: Principal, environment: Environment, what: str) -> None:
@@ -160,57 +158,12 @@ def environment_delete(
 # --- locks and credentials ------------------------------------------------------------------
 
 
-def lock_status(environment: Environment) -> dict:
-    return lock_statuses([environment])[environment.pk]
-
-
-def lock_statuses(environments: list[Environment]) -> dict:
-    """Each environment's lock holder and queue (keyed by environment id), in a constant number
-    of queries however many environments: lapsed leases among them are settled first."""
-    wanted = {(e.project.identifier, e.lock_resource) for e in environments}
-    locks.settle_lapsed(wanted)
-    tickets_by_resource: dict[tuple[str, str], list[LockTicket]] = {key: [] for key in wanted}
-    live = (
-        LockTicket.objects.select_related("resource_row")
-        .filter(status__in=[LockStatus.QUEUED, LockStatus.ACQUIRED])
-        .filter(resource_row__repository__in={repository for repository, _ in wanted})
-        .order_by("id")
-    )
-    for ticket in live:
-        key = (ticket.resource_row.repository, ticket.resource_row.resource)
-        if key in tickets_by_resource:
-            tickets_by_resource[key].append(ticket)
-    return {
-        e.pk: _status_of(tickets_by_resource[(e.project.identifier, e.lock_resource)])
-        for e in environments
-    }
-
-
-def _status_of(tickets: list[LockTicket]) -> dict:
-    holder = next((t for t in tickets if t.status == LockStatus.ACQUIRED), None)
-    queued = [t for t in tickets if t.status == LockStatus.QUEUED]
-    now = timezone.now()
-    expires_in = (
-        max(0, int((holder.expires_at - now).total_seconds()))
-        if holder and holder.expires_at
-        else None
-    )
-    wait = expires_in or 0
-    queued_rows = []
-    for position, ticket in enumerate(queued, start=1):
-        queued_rows.append(
-            {"position": position, "requestedBy": ticket.holder_label,
-             "ticketId": str(ticket.ticket_id), "estimatedWaitSeconds": wait}
-        )  # fmt: skip
-        wait += ticket.lease_duration_seconds
-    current = None
-    if holder:
-        current = {
-            "lockedBy": holder.holder_label, "lockReason": holder.reason,
-            "expiresAt": holder.expires_at.isoformat() if holder.expires_at else None,
-            "expiresInSeconds": expires_in, "ticketId": str(holder.ticket_id),
-        }  # fmt: skip
-    return {"isLocked": holder is not None, "currentLock": current, "queuedLocks": queued_rows}
+def _check_wait(wait_seconds: float) -> None:
+    if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
+        raise InvalidRequest(
+            f"waitTimeoutSeconds must be 0..{MAX_WAIT_SECONDS}",
+            details={"waitTimeoutSeconds": [f"0..{MAX_WAIT_SECONDS}."]},
+        )
 
 
 def environment_lock(
@@ -221,28 +174,55 @@ def environment_lock(
     reason: str = "",
     wait_seconds: float = 0,
     holder: locks.Holder | None = None,
+    idempotency_key: str = "",
 ) -> LockTicket:
-    """Queue for the environment's lock; optionally wait (bounded) until it is acquired."""
+    """Queue for the environment's lock; optionally wait (bounded) until it is acquired. The
+    wait sleeps until the hand-off wakes it, holding no database connection busy."""
     if actor is not None:
         _require_privileged_for_release(actor, environment, "locking")
-    if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
-        raise InvalidRequest(f"waitTimeoutSeconds must be 0..{MAX_WAIT_SECONDS}")
-    ticket = locks.request_lock(
+    _check_wait(wait_seconds)
+    ticket = locks.lock_request(
         holder=holder or locks.Holder.of(actor),
         repository=environment.project.identifier,
         resource=environment.lock_resource,
         lease_seconds=lease_seconds,
         reason=reason,
+        idempotency_key=idempotency_key,
     )
-    deadline = time.monotonic() + wait_seconds
-    while ticket.status == LockStatus.QUEUED and time.monotonic() < deadline:
-        time.sleep(0.2)
-        ticket = locks.ticket_get(
-            repository=environment.project.identifier,
-            resource=environment.lock_resource,
-            ticket_id=ticket.ticket_id,
-        )
+    if ticket.status == LockStatus.QUEUED and wait_seconds > 0:
+        ticket = locks.lock_wait(ticket=ticket, seconds=wait_seconds)
     return ticket
+
+
+def environment_lock_any(
+    *,
+    actor: Principal,
+    environments: list[Environment],
+    lease_seconds: int,
+    reason: str = "",
+    wait_seconds: float = 0,
+    idempotency_key: str = "",
+) -> LockRequest:
+    """Lock whichever of these environments (of one repository) is free first."""
+    if not environments:
+        raise InvalidRequest("No environment matches", details={"environments": ["None match."]})
+    repositories = {e.project.identifier for e in environments}
+    if len(repositories) != 1:
+        raise InvalidRequest("Environments of one repository only")
+    for environment in environments:
+        _require_privileged_for_release(actor, environment, "locking")
+    _check_wait(wait_seconds)
+    request = locks.lock_request_any(
+        holder=locks.Holder.of(actor),
+        repository=repositories.pop(),
+        resources=[e.lock_resource for e in environments],
+        lease_seconds=lease_seconds,
+        reason=reason,
+        idempotency_key=idempotency_key,
+    )
+    if not request.granted_ticket_id and wait_seconds > 0:
+        request = locks.lock_request_wait(request=request, seconds=wait_seconds)
+    return request
 
 
 def environment_credentials(
@@ -256,14 +236,14 @@ def environment_credentials(
     """The org's credentials, for the current holder of the environment's lock only."""
     if not actor.roles & set(PRIVILEGED):
         raise Forbidden(requires_role_message(PRIVILEGED))
-    ticket = locks.ticket_get(
+    ticket = lock_ticket_get(
         repository=environment.project.identifier, resource=environment.lock_resource,
         ticket_id=ticket_id,
     )  # fmt: skip
-    holder = locks.Holder.of(actor)
-    if ticket.status != LockStatus.ACQUIRED:
-        raise Forbidden(f"Lock ticket {ticket_id} is {ticket.status}, not acquired: no credentials")
-    if ticket.holder_label != holder.label:
+    status = effective_status(ticket)
+    if status != LockStatus.ACQUIRED:
+        raise Forbidden(f"Lock ticket {ticket_id} is {status}, not acquired: no credentials")
+    if ticket.holder_key != locks.Holder.of(actor).key:
         raise Forbidden("Credentials go only to the holder of the environment's lock")
     if environment.org is None:
         raise InvalidRequest(f"Environment {environment.name} has no registered org")
@@ -294,10 +274,3 @@ def environment_credentials(
                                          "org": environment.org.username},
     )  # fmt: skip
     return credentials
-
-
-def orchestration_order(*, project, category: str, include_inactive: bool) -> list[str]:
-    environments = Environment.objects.filter(project=project, category=category)
-    if not include_inactive:
-        environments = environments.filter(is_active=True)
-    return list(environments.order_by("orchestration_order", "name").values_list("name", flat=True))

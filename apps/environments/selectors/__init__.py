@@ -1,0 +1,1 @@
+"""Reads of the environments app, one module per sub-domain: orgs, environments, locks."""
