@@ -211,7 +211,7 @@ class AuditEvent(models.Model):
     REQUEST = "request"
 
     id = models.BigAutoField(primary_key=True)
-    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    occurred_at = models.DateTimeField(default=timezone.now)  # indexed by audit_keyset
     action = models.CharField(max_length=64)
     actor_user_id = models.UUIDField(null=True, blank=True)
     actor_email = models.CharField(max_length=254, blank=True)
@@ -235,6 +235,8 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         indexes = [
+            # The list, newest first, paged by (occurred_at, id) < cursor.
+            models.Index(fields=["occurred_at", "id"], name="audit_keyset"),
             models.Index(fields=["action", "target_id", "occurred_at"], name="audit_action_target"),
             models.Index(fields=["action", "client_ip", "occurred_at"], name="audit_action_ip"),
             models.Index(fields=["actor_email", "occurred_at"], name="audit_actor"),

@@ -1,8 +1,5 @@
 """Reads of the accounts app: user and membership listings, DTO shapes and audit queries."""
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +7,8 @@ from django.db.models import Q, QuerySet
 
 from apps.accounts.models import AuditEvent, Membership, Team, TeamRole, User
 from apps.accounts.principal import user_roles
-from apps.core.exceptions import InvalidRequest, NotFound
+from apps.core.exceptions import NotFound
+from apps.core.pagination import Keyset, keyset_page
 
 
 def team_by_slug(slug: str) -> Team:
@@ -103,24 +101,15 @@ class AuditFilters:
     until: datetime | None = None
 
 
+# Newest first; the index audit_keyset (occurred_at, id) bounds every page.
+AUDIT_KEYSET = Keyset("occurred_at", "id")
+
+
 def encode_cursor(event: AuditEvent) -> str:
-    raw = json.dumps([event.occurred_at.isoformat(), event.pk]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return AUDIT_KEYSET.encode(event)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        occurred_at, pk = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(occurred_at), int(pk)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise InvalidRequest("cursor is not valid", details={"cursor": ["Invalid."]}) from None
-
-
-def audit_events(
-    filters: AuditFilters, *, cursor: str | None = None, limit: int = 100
-) -> tuple[list[AuditEvent], str | None]:
-    """Newest first, keyset-paginated on (occurred_at, id): stable while rows keep arriving."""
+def audit_events_filtered(filters: AuditFilters) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.all()
     if filters.actor:
         events = events.filter(
@@ -134,14 +123,21 @@ def audit_events(
         events = events.filter(occurred_at__gte=filters.since)
     if filters.until:
         events = events.filter(occurred_at__lt=filters.until)
-    if cursor:
-        occurred_at, pk = _decode_cursor(cursor)
-        events = events.filter(
-            Q(occurred_at__lt=occurred_at) | Q(occurred_at=occurred_at, id__lt=pk)
-        )
-    page = list(events.order_by("-occurred_at", "-id")[: limit + 1])
-    next_cursor = encode_cursor(page[limit - 1]) if len(page) > limit else None
-    return page[:limit], next_cursor
+    return events
+
+
+def audit_events(
+    filters: AuditFilters, *, cursor: str | None = None, limit: int = 100
+) -> tuple[list[AuditEvent], str | None]:
+    """Newest first, keyset-paginated on (occurred_at, id) by a row-value comparison: stable
+    while rows keep arriving, and a deep page costs what the first does."""
+    page = keyset_page(audit_events_filtered(filters), AUDIT_KEYSET, cursor=cursor, limit=limit)
+    return page.items, page.next_cursor
+
+
+def audit_events_total(filters: AuditFilters) -> int:
+    """The exact count, asked for with count=true: a scan of every matching row."""
+    return audit_events_filtered(filters).count()
 
 
 def audit_event_dto(event: AuditEvent) -> dict:

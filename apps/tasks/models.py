@@ -102,7 +102,7 @@ class TaskExecution(models.Model):
     triggered_by_kind = models.CharField(max_length=16, choices=TriggerKind.choices)
     triggered_by_id = models.CharField(max_length=64, blank=True)
     triggered_by_label = models.CharField(max_length=254, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)  # indexed by tasks_list_keyset
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -120,6 +120,9 @@ class TaskExecution(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "pool", "available_at"], name="tasks_ready_queue"),
+            # The list, newest first, paged by (created_at, operation_id) < cursor.
+            models.Index(fields=["created_at", "operation_id"], name="tasks_list_keyset"),
+            models.Index(fields=["status", "created_at", "operation_id"], name="tasks_list_status"),
             models.Index(fields=["status", "lease_expires_at"], name="tasks_leases"),
         ]
 

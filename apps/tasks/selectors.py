@@ -4,7 +4,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from apps.core.exceptions import NotFound
+from apps.core.exceptions import InvalidRequest, NotFound
+from apps.core.pagination import Keyset, Page, keyset_page
 from apps.tasks.models import TaskExecution, TaskLogLine
 
 
@@ -30,7 +31,27 @@ def executions_filtered(
         executions = executions.filter(triggered_by_label__iexact=triggered_by) | executions.filter(
             triggered_by_id=triggered_by
         )
-    return executions.order_by("-created_at")
+    return executions.order_by("-created_at", "-operation_id")
+
+
+# Newest first; the index tasks_list_keyset (created_at, operation_id) serves every page.
+EXECUTION_KEYSET = Keyset("created_at", "operation_id")
+
+
+def executions_page(
+    executions: QuerySet[TaskExecution], *, cursor: str | None, offset: int, limit: int
+) -> Page:
+    """A page by cursor (ours; flat at any depth) or, for the published parameters, by offset
+    (cost grows with the offset). Either way `next_cursor` continues from the page's last row."""
+    if cursor and offset:
+        raise InvalidRequest(
+            "cursor and offset cannot be combined", details={"offset": ["Not with cursor."]}
+        )
+    if not offset:
+        return keyset_page(executions, EXECUTION_KEYSET, cursor=cursor, limit=limit)
+    rows = list(executions[offset : offset + limit + 1])
+    next_cursor = EXECUTION_KEYSET.encode(rows[limit - 1]) if len(rows) > limit else None
+    return Page(rows[:limit], next_cursor)
 
 
 def latest_recurring_instance(execution: TaskExecution) -> TaskExecution | None:

@@ -189,6 +189,31 @@ def test_keyset_pagination_walks_everything_once_while_rows_arrive(owner_client)
     assert owner_client.get("/sfp/api/audit?cursor=garbage!").status_code == 400
 
 
+def test_a_malformed_cursor_is_a_400_in_the_error_shape(owner_client):
+    for cursor in ["garbage!", "WyJ4Il0", "WyJ5ZXN0ZXJkYXkiLCAxXQ", "WyIyMDI2LTAxLTAxIiwgMV0"]:
+        response = owner_client.get("/sfp/api/audit", {"cursor": cursor})
+        assert response.status_code == 400, cursor
+        assert response.json()["details"] == {"cursor": ["Invalid."]}
+        assert response.json()["message"] == "cursor is not valid"
+
+
+def test_count_true_gives_the_exact_total(owner_client):
+    _seed(12)
+    page = owner_client.get("/sfp/api/audit", {"action": "seed", "limit": 5}).json()
+    assert "total" not in page  # no count unless asked for
+    counted = owner_client.get(
+        "/sfp/api/audit", {"action": "seed", "limit": 5, "count": "true"}
+    ).json()
+    assert (counted["total"], len(counted["items"])) == (12, 5)
+    deep = owner_client.get(
+        "/sfp/api/audit",
+        {"action": "seed", "limit": 5, "count": "true", "cursor": counted["nextCursor"]},
+    ).json()
+    assert deep["total"] == 12
+    csv_page = owner_client.get("/sfp/api/audit?action=seed&format=csv&count=true")
+    assert csv_page["X-Total-Count"] == "12"
+
+
 def test_csv_export(owner_client):
     _seed(3)
     response = owner_client.get("/sfp/api/audit?action=seed&format=csv")

@@ -120,3 +120,6 @@ class AuditQuerySerializer(serializers.Serializer):
     cursor = serializers.CharField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
     format = serializers.ChoiceField(choices=["json", "csv"], required=False, default="json")
+    count = serializers.BooleanField(
+        required=False, default=False, help_text="true: the page carries the exact total."
+    )

@@ -618,6 +618,9 @@ class AuditView(APIView):
                 {
                     "items": serializers.ListField(child=serializers.DictField()),
                     "nextCursor": serializers.CharField(allow_null=True),
+                    "total": serializers.IntegerField(
+                        required=False, help_text="Exact; only with count=true"
+                    ),
                 },
             )
         },
@@ -635,6 +638,7 @@ class AuditView(APIView):
             filters, cursor=query.get("cursor"), limit=query["limit"]
         )
         items = [selectors.audit_event_dto(e) for e in events]
+        total = selectors.audit_events_total(filters) if query["count"] else None
         if query["format"] == "csv":
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=_AUDIT_CSV_COLUMNS, extrasaction="ignore")
@@ -644,5 +648,8 @@ class AuditView(APIView):
             response["Content-Disposition"] = 'attachment; filename="audit.csv"'
             if next_cursor:
                 response["X-Next-Cursor"] = next_cursor
+            if total is not None:
+                response["X-Total-Count"] = str(total)
             return response
-        return Response({"items": items, "nextCursor": next_cursor})
+        page = {"items": items, "nextCursor": next_cursor}
+        return Response(page if total is None else page | {"total": total})

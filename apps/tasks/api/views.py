@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.exceptions import InvalidRequest, NotFound
-from apps.core.pagination import limit_offset
+from apps.core.pagination import limit_offset, page_total, total_requested
 from apps.core.validation import validated
 from apps.tasks import lifecycle, selectors, services
 from apps.tasks.catalogue import OPERATIONS
@@ -107,16 +107,24 @@ class TasksView(APIView):
             OpenApiParameter("type", str),
             OpenApiParameter("triggeredBy", str, description="Email, token name or id"),
             OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            OpenApiParameter("offset", int, description="Published paging; prefer cursor"),
+            OpenApiParameter("cursor", str, description="nextCursor of the previous page"),
+            OpenApiParameter("count", bool, description="true: total is an exact COUNT"),
         ],
         responses={
             200: inline_serializer(
                 "TaskList",
                 {
                     "items": serializers.ListField(child=serializers.DictField()),
-                    "total": serializers.IntegerField(),
+                    "total": serializers.IntegerField(
+                        help_text="Exact with count=true or up to 1000 rows; else estimated"
+                    ),
+                    "totalIsEstimate": serializers.BooleanField(),
                     "limit": serializers.IntegerField(),
                     "offset": serializers.IntegerField(),
+                    "nextCursor": serializers.CharField(
+                        allow_null=True, help_text="Pass as cursor for the next page"
+                    ),
                 },
             )
         },
@@ -127,15 +135,22 @@ class TasksView(APIView):
         if status and status not in TaskStatus.values:
             raise InvalidRequest(f"Unknown status {status}", details={"status": TaskStatus.values})
         limit, offset = limit_offset(params)
+        exact = total_requested(params)
         executions = selectors.executions_filtered(
             status=status, type=params.get("type") or None, triggered_by=params.get("triggeredBy")
         )
+        page = selectors.executions_page(
+            executions, cursor=params.get("cursor") or None, offset=offset, limit=limit
+        )
+        total, is_estimate = page_total(executions, exact=exact)
         return Response(
             {
-                "items": [selectors.execution_dto(e) for e in executions[offset : offset + limit]],
-                "total": executions.count(),
+                "items": [selectors.execution_dto(e) for e in page.items],
+                "total": total,
+                "totalIsEstimate": is_estimate,
                 "limit": limit,
                 "offset": offset,
+                "nextCursor": page.next_cursor,
             }
         )
 
