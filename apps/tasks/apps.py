@@ -7,3 +7,9 @@ class TasksConfig(AppConfig):
     name = "apps.tasks"
     label = "tasks"
     verbose_name = "Tasks"
+
+    def ready(self) -> None:
+        from apps.environments.services.locks import on_grant
+        from apps.tasks.lifecycle import wake_parked
+
+        on_grant(lambda ticket: wake_parked(ticket.holder_operation_id))

@@ -246,9 +246,16 @@ def reap_expired_leases() -> int:
     return reaped
 
 
-def wait_for_lock(operation_id: str, *, reason: str, retry_in_seconds: float) -> bool:
-    """A claimed execution whose lock is held elsewhere goes back to the queue, saying why; the
-    claim does not count as an attempt, and its place in the lock's queue is kept."""
+PARKED_RECHECK_SECONDS = 60
+
+
+def wait_for_lock(
+    operation_id: str, *, reason: str, retry_in_seconds: float = PARKED_RECHECK_SECONDS
+) -> bool:
+    """A claimed execution whose lock is held elsewhere is parked, saying why: back to pending,
+    not claimable until the lock is handed to it (`wake_parked`, called in the granting
+    transaction) or, as a safety net, `retry_in_seconds` later. The claim does not count as an
+    attempt, and its place in the lock's queue is kept."""
     if TaskExecution.objects.filter(pk=operation_id, cancel_requested=True).exists():
         return _move(operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.CANCELLED)
     return _move(
@@ -261,6 +268,19 @@ def wait_for_lock(operation_id: str, *, reason: str, retry_in_seconds: float) ->
         lease_expires_at=None,
         worker_id="",
     )
+
+
+def wake_parked(operation_id: str) -> None:
+    """The lock a parked execution waits for was handed to it: make it claimable now, and wake
+    idle workers (in the granting transaction, so both happen at its commit)."""
+    if not operation_id:
+        return
+    woken = TaskExecution.objects.filter(
+        pk=operation_id, status=TaskStatus.PENDING, available_at__gt=timezone.now()
+    ).update(available_at=timezone.now())
+    if woken and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("NOTIFY sfp_tasks")
 
 
 # --- the attempt ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import structlog
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from apps.environments.selectors.locks import holds_lock_now
 from apps.tasks import housekeeping, lifecycle, pipelines
 from apps.tasks.attempts import claim_environment_lock, release_environment_lock, run_attempt
 from apps.tasks.execution import AttemptContext
@@ -24,7 +25,6 @@ from apps.tasks.models import DispatchState, TaskExecution
 
 NOTIFY_CHANNEL = "sfp_tasks"
 RECURRENCE_CHECK_SECONDS = 0.5
-LOCK_RECHECK_SECONDS = 1.0
 
 logger = structlog.get_logger("sfpserver.worker")
 
@@ -139,9 +139,9 @@ class Worker:
         execution must wait: it goes back to the queue with the reason as its current step."""
         held = claim_environment_lock(execution)
         if isinstance(held, str):
-            lifecycle.wait_for_lock(
-                execution.operation_id, reason=held, retry_in_seconds=LOCK_RECHECK_SECONDS
-            )
+            lifecycle.wait_for_lock(execution.operation_id, reason=held)
+            if holds_lock_now(execution.operation_id):  # handed over before it was parked
+                lifecycle.wake_parked(execution.operation_id)
             return False
         return held
 

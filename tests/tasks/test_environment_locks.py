@@ -66,6 +66,45 @@ def test_a_task_waits_for_a_held_environment_lock_says_why_then_runs(
     assert ticket.released_by == "task completed"
 
 
+def test_a_waiting_task_is_parked_not_churned_and_woken_by_the_hand_off(
+    owner_client, app_client, uat, start_worker
+):
+    """While the lock is held the task stays pending, unclaimable, without a claim a second
+    (the database backend used to flip it active and back every second); the release wakes it at
+    once, not at the parking's 60 s safety re-check."""
+    from apps.tasks.models import TaskExecution
+
+    held = app_client.post(
+        f"/sfp/api/environments/{uat.pk}/lock", {"authType": "none"}, format="json"
+    ).json()
+    start_worker()
+    with override_settings(SFP_CLI_PATH=fake_sfp("success")):
+        operation_id = submit(
+            owner_client, "install", {"repository": "acme/app", "environment": "UAT"}
+        ).json()["operationId"]
+        deadline = time.monotonic() + 10
+        while not (TaskExecution.objects.get(pk=operation_id).current_step or "").startswith(
+            "Waiting for lock"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        seen, parked_at = set(), TaskExecution.objects.get(pk=operation_id).updated_at
+        for _ in range(30):  # 1.5 s: the old loop would have re-claimed it at least once
+            execution = TaskExecution.objects.get(pk=operation_id)
+            seen.add(execution.status)
+            time.sleep(0.05)
+        assert seen == {"pending"}
+        assert execution.updated_at == parked_at  # not touched while parked
+        assert execution.available_at.timestamp() > time.time() + 50
+        released = time.monotonic()
+        app_client.post(
+            f"/sfp/api/environments/{uat.pk}/unlock", {"ticketId": held["ticketId"]}, format="json"
+        )
+        final = wait_for(owner_client, operation_id)
+    assert final["status"] == "completed"
+    assert time.monotonic() - released < 15
+
+
 def test_the_lock_is_released_whatever_the_outcome(owner_client, uat, start_worker):
     start_worker()
     with override_settings(SFP_CLI_PATH=fake_sfp("fail")):

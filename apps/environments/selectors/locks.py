@@ -191,6 +191,13 @@ def current_holder(*, repository: str, resource: str) -> LockTicket | None:
     return holder
 
 
+def holds_lock_now(operation_id: str) -> bool:
+    """Whether a task holds any lock at this moment."""
+    return LockTicket.objects.filter(
+        holder_operation_id=operation_id, status=LockStatus.ACQUIRED
+    ).exists()
+
+
 def ticket_dto(ticket: LockTicket, *, position: int | None = None) -> dict:
     """A ticket as the published lock endpoints show it (`LockDto`, plus our fields)."""
     now = timezone.now()

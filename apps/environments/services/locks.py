@@ -61,6 +61,16 @@ FREE_FORM_PREFIX = "custom:"
 LOCKS_FEED = "locks"  # live group of every lock event (the lock board follows it)
 DEADLOCK_RETRIES = 3
 
+# Called with each ticket the moment it acquires, inside the granting transaction: layers above
+# (the task layer) react to a hand-off here without this app importing them.
+_grant_listeners: list = []
+
+
+def on_grant(listener):
+    """Register `listener(ticket)` to run inside every transaction that grants a ticket."""
+    _grant_listeners.append(listener)
+    return listener
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -196,6 +206,8 @@ def _grant(ticket: LockTicket, now: datetime) -> None:
     handoff.signal(
         [ticket.ticket_id, ticket.lock_request.request_id if ticket.lock_request_id else ""]
     )
+    for listener in _grant_listeners:
+        listener(ticket)
 
 
 def _settle(live: list[LockTicket], now: datetime) -> bool:
