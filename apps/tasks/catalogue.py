@@ -100,6 +100,14 @@ class Operation:
         serializer = self.input_serializer(data=data if isinstance(data, dict) else None)
         if not isinstance(data, dict):
             raise InvalidRequest("data must be an object", details={"data": ["Object."]})
+        unknown = sorted(set(data) - set(serializer.fields))
+        if unknown:  # a typo ({"sleep": 30}) must not run with defaults
+            details = {f"data.{key}": ["Unknown field."] for key in unknown}
+            raise InvalidRequest(
+                f"Unknown field{'s' if len(unknown) > 1 else ''} in data for {self.name}: "
+                f"{', '.join(unknown)} (accepted: {', '.join(serializer.fields)})",
+                details=details,
+            )
         if not serializer.is_valid():
             details = {f"data.{k}": v for k, v in serializer.errors.items()}
             lines = [f"{k}: {' '.join(str(m) for m in v)}" for k, v in details.items()]

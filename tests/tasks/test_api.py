@@ -27,6 +27,15 @@ def test_invalid_data_is_400_with_field_errors(owner_client):
     assert not TaskExecution.objects.exists()
 
 
+def test_unknown_keys_in_data_are_400_naming_them(owner_client):
+    response = submit(owner_client, "noop", {"sleep": 30})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["message"].startswith("Unknown field in data for noop: sleep (accepted: ")
+    assert body["details"] == {"data.sleep": ["Unknown field."]}
+    assert not TaskExecution.objects.exists()
+
+
 def test_an_unregistered_org_is_refused(owner_client):
     response = submit(
         owner_client, "build", {"repository": "acme/app", "devhub": "ghost@acme.example"}
