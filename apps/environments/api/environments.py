@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from apps.core.exceptions import InvalidRequest
 from apps.core.validation import validated
-from apps.environments.api.locks import _lock
+from apps.environments.api.locks import _lock, idempotency_key
 from apps.environments.api.orgs import ANY_ROLE, OWNER, OWNER_APPLICATION, _flag
 from apps.environments.models import Category
 from apps.environments.selectors import environments as environment_reads
@@ -318,7 +318,7 @@ class EnvironmentLockView(APIView):
         ticket = environments.environment_lock(
             actor=request.auth, environment=environment, lease_seconds=data["durationMinutes"] * 60,
             reason=data["reason"], wait_seconds=data["waitTimeoutSeconds"] if data["wait"] else 0,
-            idempotency_key=data["idempotencyKey"] or request.headers.get("Idempotency-Key", ""),
+            idempotency_key=idempotency_key(request, data["idempotencyKey"]),
         )  # fmt: skip
         return Response(_lock_body(request, environment, ticket, data))
 
@@ -346,7 +346,7 @@ class EnvironmentLockAnyView(APIView):
             actor=request.auth, environments=candidates,
             lease_seconds=data["durationMinutes"] * 60, reason=data["reason"],
             wait_seconds=data["waitTimeoutSeconds"] if data["wait"] else 0,
-            idempotency_key=data["idempotencyKey"] or request.headers.get("Idempotency-Key", ""),
+            idempotency_key=idempotency_key(request, data["idempotencyKey"]),
         )  # fmt: skip
         body = {
             "requestId": str(lock_request.request_id),

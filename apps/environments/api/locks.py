@@ -93,7 +93,8 @@ _lock_request = inline_serializer(
 )
 
 
-def _idempotency_key(request: Request, body_key: str) -> str:
+def idempotency_key(request: Request, body_key: str) -> str:
+    """The caller's idempotency key: the body's, else the `Idempotency-Key` header's."""
     return body_key or request.headers.get(IDEMPOTENCY_HEADER, "")
 
 
@@ -123,7 +124,7 @@ class LocksView(APIView):
         data = validated(QueueLockSerializer, request.data)
         repository = data["repository"]
         holder = locks.Holder.of(request.auth)
-        key = _idempotency_key(request, data["idempotencyKey"])
+        key = idempotency_key(request, data["idempotencyKey"])
         if "resources" in data:
             resources = [
                 locks.lock_target(repository=repository, resource=r) for r in data["resources"]
