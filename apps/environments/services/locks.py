@@ -268,10 +268,17 @@ def _tidy_after_commit(repository: str, resources: list[str]) -> None:
     (their tickets of a request just served or cancelled elsewhere are dropped there)."""
 
     def tidy() -> None:
-        for resource in resources:
-            lock_settle_resource(repository=repository, resource=resource)
+        def write() -> None:
+            now = timezone.now()
+            for row in _locked_rows(repository, resources, create=False):  # in name order
+                live = _live(row)
+                if _settle(live, now):
+                    _announce(row, live)
 
-    transaction.on_commit(tidy)
+        _retrying(write)
+
+    if resources:
+        transaction.on_commit(tidy)
 
 
 # --- requests ---------------------------------------------------------------------------------
