@@ -229,8 +229,12 @@ def _settle(live: list[LockTicket], now: datetime) -> bool:
         if ticket.status != LockStatus.QUEUED:
             continue
         if ticket.lock_request_id:
-            # The request row decides: locked here, it is granted on one resource at most.
-            request = LockRequest.objects.select_for_update().get(pk=ticket.lock_request_id)
+            # The request row decides: locked here, it is granted on one resource at most. One
+            # locked by another writer is being served (or cancelled) by it right now: skip its
+            # ticket rather than wait, so writers never wait on each other's request rows.
+            request = _lock_request_row(ticket.lock_request_id)
+            if request is None:
+                continue
             ticket.lock_request = request
             if request.cancelled_at or request.granted_ticket_id:
                 _end(ticket, LockStatus.CANCELLED, "request served by another resource", now)
@@ -245,6 +249,14 @@ def _settle(live: list[LockTicket], now: datetime) -> bool:
             _grant(ticket, now)
         return True
     return changed
+
+
+def _lock_request_row(pk: int) -> LockRequest | None:
+    """The request row, locked; None when another transaction holds it."""
+    rows = LockRequest.objects.filter(pk=pk)
+    if connection.features.has_select_for_update_skip_locked:
+        return rows.select_for_update(skip_locked=True).first()
+    return rows.select_for_update().first()
 
 
 def _announce(row: LockResource, live: list[LockTicket]) -> None:
