@@ -13,3 +13,8 @@ class TasksConfig(AppConfig):
         from apps.tasks.lifecycle import wake_parked
 
         on_grant(lambda ticket: wake_parked(ticket.holder_operation_id))
+
+        from apps.core.metrics import register_scrape_collector
+        from apps.tasks.metrics import HeartbeatCollector
+
+        register_scrape_collector(HeartbeatCollector())

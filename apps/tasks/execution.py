@@ -6,7 +6,9 @@ git's environment only), `sf org login sfdx-url` for each org alias (its auth UR
 that exists only while that command runs), then the `sfp` command from the catalogue inside the
 checkout. It batches output lines into the task log, reads progress from the output, and maps
 the exit to a result or a failure that says which step failed and whether retrying can help. The
-worker that called it provides an `AttemptContext` (worker identity and a cancellation flag).
+worker that called it provides an `AttemptContext` (worker identity, a cancellation flag, and the
+fence: the monotonic time by which its lease may lapse, after which the CLI is killed at once).
+A database that is briefly unreachable costs log lines a delay, not the attempt.
 """
 
 import contextvars
@@ -16,8 +18,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from apps.integrations import grants
@@ -33,10 +36,20 @@ CHECKOUT_DIR = "source"
 _CHECKED_OUT = re.compile(r"^Checked out ([0-9a-f]{40}): ")
 
 
+logger = structlog.get_logger("sfpserver.tasks")
+MAX_PENDING_LOG_LINES = 20_000
+
+
 @dataclass
 class AttemptContext:
     worker_id: str
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    # Monotonic time after which this attempt's lease may have lapsed (the heartbeat moves it
+    # on every renewal): past it, another worker may retry the execution, so the CLI must die.
+    fence_at: float = float("inf")
+
+    def fenced(self) -> bool:
+        return time.monotonic() >= self.fence_at
 
 
 _current_attempt: contextvars.ContextVar[AttemptContext | None] = contextvars.ContextVar(
@@ -79,7 +92,15 @@ class TaskLog:
 
     def flush(self) -> None:
         if self.pending:
-            lifecycle.append_log_lines(self.operation_id, self.pending)
+            try:
+                lifecycle.append_log_lines(self.operation_id, self.pending)
+            except DatabaseError:
+                # The database is away: keep the lines (bounded) and try again at the next flush.
+                logger.warning("task.log_flush_failed", operation_id=self.operation_id)
+                self.pending = self.pending[-MAX_PENDING_LOG_LINES:]
+                close_old_connections()
+                self.last_flush = time.monotonic()
+                return
             self.pending = []
         self.last_flush = time.monotonic()
 
@@ -107,11 +128,15 @@ class ProgressReader:
         if changed_progress or changed_step:
             self.progress = progress if progress is not None else self.progress
             self.step = step if step is not None else self.step
-            lifecycle.record_progress(
-                self.operation_id,
-                progress=progress if changed_progress else None,
-                step=step if changed_step else None,
-            )
+            try:
+                lifecycle.record_progress(
+                    self.operation_id,
+                    progress=progress if changed_progress else None,
+                    step=step if changed_step else None,
+                )
+            except DatabaseError:
+                logger.warning("task.progress_write_failed", operation_id=self.operation_id)
+                close_old_connections()
 
 
 @dataclass
@@ -265,8 +290,13 @@ def run_operation(operation_id: str) -> dict:
         on_line=on_line,
         cancel_requested=context.cancel_event.is_set,
         on_tick=log.flush_if_due,
+        must_stop_now=context.fenced,
         term_grace_seconds=settings.SFP_CLI_TERM_GRACE_SECONDS,
     )
+    if outcome.lease_lost:
+        log.append("system", "Stopped: this worker lost its lease (the process tree was killed)")
+        log.flush()
+        raise lifecycle.TaskFailed("The worker lost its lease on this attempt", retryable=True)
     if outcome.cancelled:
         log.append("system", "Cancelled: the process group was terminated")
         log.flush()

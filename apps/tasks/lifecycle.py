@@ -5,6 +5,13 @@ an execution, and each one leaves a structured log line. The worker wraps each a
 `attempt(...)`, which decides between completed, cancelled, a retry with exponential backoff, or
 failed once the attempts are spent. `reap_expired_leases` does the same for attempts whose worker
 died (its lease stopped being renewed).
+
+Fencing: the end of an attempt moves the execution only while it still belongs to that attempt
+(same `worker_id`, same `attempts` number), so a worker that lost its lease can never end or
+retry its successor's attempt; leases are set and compared on the database's clock, and the
+reaper moves an execution only while its lease is still lapsed (a renewal that slipped in
+between wins). The worker side of the rule (kill the CLI before the lease can lapse) lives in
+`apps.tasks.worker`.
 """
 
 import traceback
@@ -17,6 +24,7 @@ from typing import Any
 import structlog
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from apps.core.events import publish
@@ -45,18 +53,20 @@ class TaskFailed(Exception):
         self.retryable = retryable
 
 
-def _move(operation_id: str, *, from_statuses, to: str, **fields) -> bool:
-    """The single place a status is written. Returns False when another process got there first."""
+def _move(operation_id: str, *, from_statuses, to: str, fence: Q | None = None, **fields) -> bool:
+    """The single place a status is written. Returns False when another process got there first
+    (or, with `fence`, when the execution no longer matches it: another attempt owns it)."""
     now = timezone.now()
     if to in FINISHED_STATUSES:
         fields.setdefault("finished_at", now)
         fields.setdefault("lease_expires_at", None)
+    rows = TaskExecution.objects.filter(operation_id=operation_id, status__in=list(from_statuses))
+    if fence is not None:
+        rows = rows.filter(fence)
     # One transaction for the change and its event number: the row lock taken by the UPDATE
     # keeps concurrent changes of this execution in the order of their numbers.
     with transaction.atomic(savepoint=False):
-        moved = TaskExecution.objects.filter(
-            operation_id=operation_id, status__in=list(from_statuses)
-        ).update(status=to, updated_at=now, **fields)
+        moved = rows.update(status=to, updated_at=now, **fields)
         if moved:
             logger.info("task.status", operation_id=operation_id, status=to)
             publish_task_event(operation_id, "task.status", {"status": to})
@@ -128,6 +138,11 @@ def backoff_delay(execution: TaskExecution, attempt: int) -> float:
     return min(execution.backoff_max_seconds, execution.backoff_seconds * 2 ** max(0, attempt - 1))
 
 
+def attempt_fence(execution: TaskExecution) -> Q:
+    """The execution is still in the attempt this object was read in."""
+    return Q(worker_id=execution.worker_id, attempts=execution.attempts)
+
+
 def _fail_or_retry(
     execution: TaskExecution,
     message: str,
@@ -135,7 +150,10 @@ def _fail_or_retry(
     retryable: bool,
     *,
     engine_schedules_retries: bool = False,
+    fence: Q | None = None,
 ) -> str:
+    """Retry or fail the attempt; "" when the fence no longer holds (nothing was moved)."""
+    fence = attempt_fence(execution) if fence is None else fence
     error = {"message": message, "stack": stack}
     if retryable and execution.attempts < execution.max_attempts:
         # The database backend schedules the retry itself; an engine (Hatchet) schedules its own.
@@ -144,20 +162,25 @@ def _fail_or_retry(
             if engine_schedules_retries
             else timezone.now() + timedelta(seconds=backoff_delay(execution, execution.attempts))
         )
-        _move(
+        moved = _move(
             execution.operation_id,
             from_statuses=[TaskStatus.ACTIVE],
             to=TaskStatus.PENDING,
+            fence=fence,
             error=error,
             available_at=available_at,
             lease_expires_at=None,
             worker_id="",
         )
-        return TaskStatus.PENDING
-    _move(
-        execution.operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.FAILED, error=error
+        return TaskStatus.PENDING if moved else ""
+    moved = _move(
+        execution.operation_id,
+        from_statuses=[TaskStatus.ACTIVE],
+        to=TaskStatus.FAILED,
+        fence=fence,
+        error=error,
     )
-    return TaskStatus.FAILED
+    return TaskStatus.FAILED if moved else ""
 
 
 # --- queue side (database backend) ----------------------------------------------------------
@@ -196,7 +219,7 @@ def claim_next(*, pools: list[str], worker_id: str, lease_seconds: float) -> Tas
             to=TaskStatus.ACTIVE,
             attempts=F("attempts") + 1,
             worker_id=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_expires_at=Now() + timedelta(seconds=lease_seconds),  # the database's clock
             started_at=chosen.started_at or now,
             error=None,
         )
@@ -211,10 +234,16 @@ class Lease:
     cancel_requested: bool
 
 
-def renew_lease(*, operation_id: str, worker_id: str, lease_seconds: float) -> Lease:
-    renewed = TaskExecution.objects.filter(
+def renew_lease(
+    *, operation_id: str, worker_id: str, lease_seconds: float, attempt: int | None = None
+) -> Lease:
+    """Extend the lease of the attempt (`attempt`: its number) while it is still the owner's."""
+    owned = TaskExecution.objects.filter(
         operation_id=operation_id, worker_id=worker_id, status=TaskStatus.ACTIVE
-    ).update(lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds))
+    )
+    if attempt is not None:
+        owned = owned.filter(attempts=attempt)
+    renewed = owned.update(lease_expires_at=Now() + timedelta(seconds=lease_seconds))
     cancel = TaskExecution.objects.filter(operation_id=operation_id, cancel_requested=True).exists()
     return Lease(owned=bool(renewed), cancel_requested=cancel)
 
@@ -227,22 +256,27 @@ def reap_expired_leases() -> int:
         status=TaskStatus.PENDING, cancel_requested=True
     ).values_list("pk", flat=True):
         reaped += _move(operation_id, from_statuses=[TaskStatus.PENDING], to=TaskStatus.CANCELLED)
-    expired = TaskExecution.objects.filter(
-        status=TaskStatus.ACTIVE, lease_expires_at__lt=timezone.now()
-    )
+    expired = TaskExecution.objects.filter(status=TaskStatus.ACTIVE, lease_expires_at__lt=Now())
     for execution in expired:
+        # Still this attempt, and still lapsed: a renewal that slipped in between wins.
+        fence = attempt_fence(execution) & Q(lease_expires_at__lt=Now())
         if execution.cancel_requested:
-            _move(
-                execution.operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.CANCELLED
+            reaped += _move(
+                execution.operation_id,
+                from_statuses=[TaskStatus.ACTIVE],
+                to=TaskStatus.CANCELLED,
+                fence=fence,
             )
         else:
-            _fail_or_retry(
-                execution,
-                f"Worker {execution.worker_id or '?'} stopped answering (lease expired)",
-                "",
-                retryable=True,
+            reaped += bool(
+                _fail_or_retry(
+                    execution,
+                    f"Worker {execution.worker_id or '?'} stopped answering (lease expired)",
+                    "",
+                    retryable=True,
+                    fence=fence,
+                )
             )
-        reaped += 1
     return reaped
 
 
@@ -324,11 +358,17 @@ def attempt(
     With `engine_schedules_retries` (Hatchet), a failure that will be retried leaves the
     execution pending without a time: the engine decides when the next attempt starts."""
     outcome = AttemptOutcome()
+    fence = attempt_fence(execution)
     try:
         yield outcome
     except TaskCancelled:
-        _move(execution.operation_id, from_statuses=[TaskStatus.ACTIVE], to=TaskStatus.CANCELLED)
-        outcome.status = TaskStatus.CANCELLED
+        moved = _move(
+            execution.operation_id,
+            from_statuses=[TaskStatus.ACTIVE],
+            to=TaskStatus.CANCELLED,
+            fence=fence,
+        )
+        outcome.status = TaskStatus.CANCELLED if moved else ""
     except TaskFailed as failed:
         outcome.status = _fail_or_retry(
             execution,
@@ -348,14 +388,15 @@ def attempt(
         )
         outcome.extra["error"] = error
     else:
-        _move(
+        moved = _move(
             execution.operation_id,
             from_statuses=[TaskStatus.ACTIVE],
             to=TaskStatus.COMPLETED,
+            fence=fence,
             result=outcome.result,
             progress=100,
         )
-        outcome.status = TaskStatus.COMPLETED
+        outcome.status = TaskStatus.COMPLETED if moved else ""
 
 
 # --- requests from the API ------------------------------------------------------------------

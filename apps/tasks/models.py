@@ -171,3 +171,33 @@ class DispatchState(models.Model):
     @classmethod
     def set_paused(cls, paused: bool) -> None:
         cls.objects.update_or_create(pk=1, defaults={"paused": paused})
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per worker process, rewritten every few seconds by the worker itself: its slots
+    (how many alive, how often restarted), what it is running and what it cannot reach. Health
+    and `/metrics` read it; a row whose `seen_at` is old belongs to a worker that is gone."""
+
+    worker_id = models.CharField(max_length=200, primary_key=True)
+    pools = models.JSONField(default=list)
+    slots = models.PositiveSmallIntegerField(default=0)
+    slots_alive = models.PositiveSmallIntegerField(default=0)
+    slots_busy = models.PositiveSmallIntegerField(default=0)
+    slot_restarts = models.PositiveIntegerField(default=0)
+    # Component name → "up" / "down", as this worker last saw it (e.g. the channel layer).
+    components = models.JSONField(default=dict)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+
+class HousekeepingRun(models.Model):
+    """When the cluster-wide housekeeping tick last ran (one row per kind of tick)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    last_run_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_run_at}"

@@ -22,3 +22,5 @@ else:
 # How often an open /sfp/ws socket re-checks its caller (token revoked or expired, session ended,
 # role lost): it is then closed with 4401 or 4403, as the API would refuse the next request.
 SFP_LIVE_RECHECK_SECONDS = env.float("SFP_LIVE_RECHECK_SECONDS", default=60.0)
+# After a failed publish, sends are skipped for this long (the channel layer is probably down).
+SFP_LIVE_PUBLISH_BACKOFF_SECONDS = env.float("SFP_LIVE_PUBLISH_BACKOFF_SECONDS", default=2.0)

@@ -25,6 +25,12 @@ SFP_GIT_PATH = env.str("SFP_GIT_PATH", default="git")
 SFP_CLI_TERM_GRACE_SECONDS = env.float("SFP_CLI_TERM_GRACE_SECONDS", default=10.0)
 SFP_WORKER_POLL_INTERVAL = env.float("SFP_WORKER_POLL_INTERVAL", default=0.2)
 SFP_WORKER_LEASE_SECONDS = env.float("SFP_WORKER_LEASE_SECONDS", default=30.0)
+# Housekeeping (recurring runs, pipelines, lapsed locks and leases) runs once per interval across
+# the cluster, in whichever worker takes its advisory lock first.
+SFP_HOUSEKEEPING_INTERVAL_SECONDS = env.float("SFP_HOUSEKEEPING_INTERVAL_SECONDS", default=1.0)
+# Where attempts get their workspaces (default: the system's temporary directory). Workers sweep
+# workspaces of dead attempts from it at start.
+SFP_WORKSPACE_ROOT = env.str("SFP_WORKSPACE_ROOT", default="")
 
 SFP_EMBEDDED_WORKER = env.bool("SFP_EMBEDDED_WORKER", default=EMBEDDED)
 SFP_EMBEDDED_WORKER_SLOTS = env.int("SFP_EMBEDDED_WORKER_SLOTS", default=2)

@@ -9,6 +9,10 @@ with the pool and registering only that pool's task types; the SDK drains by its
 stream), so `--drain-seconds` does not apply: give the process a stop timeout at least as long
 as the longest task of the pool.
 
+The worker process makes itself a child subreaper, so CLI descendants orphaned while it lives
+re-parent to it and are killed and reaped with their attempt; each CLI also dies with the worker
+(see `apps.tasks.cli_guard`). On start it sweeps workspaces left by dead attempts.
+
 On start it reports the tools tasks run with (git, the sf CLI, sfp: path and version) and warns
 about any it cannot find; `--check-toolchain` only reports them and exits 1 if one is missing
 (a preflight for worker images and nodes).
@@ -23,6 +27,7 @@ from django.tasks import task_backends
 
 from apps.tasks import housekeeping
 from apps.tasks.models import Pool
+from apps.tasks.runner import become_subreaper
 from apps.tasks.tasks import DECLARED
 from apps.tasks.toolchain import inspect_toolchain
 from apps.tasks.worker import Worker, default_worker_id
@@ -77,6 +82,7 @@ class Command(BaseCommand):
             if not complete:
                 raise CommandError("A tool that tasks run with is missing (see above).")
             return
+        become_subreaper()
         backend = task_backends["default"]
         if callable(getattr(backend, "worker_for_pool", None)):
             return self._run_hatchet(backend, pool, slots, worker_id or default_worker_id())

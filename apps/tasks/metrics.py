@@ -1,0 +1,69 @@
+"""Prometheus metrics of the task workers.
+
+Counted in the worker process (`sfp_worker_slot_crashes_total`, `sfp_worker_slot_restarts_total`)
+and, for the whole cluster, read from the workers' heartbeat rows when `/metrics` is scraped
+(`HeartbeatCollector`: heartbeat age, slots alive/busy, restarts, components each worker cannot
+reach), so a server with no worker of its own still shows every worker's state.
+"""
+
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily
+
+SLOT_CRASHES = Counter(
+    "sfp_worker_slot_crashes_total", "Worker slots that died with an error (then restarted)."
+)
+SLOT_RESTARTS = Counter("sfp_worker_slot_restarts_total", "Worker slots restarted by their worker.")
+# Heartbeats older than this belong to workers that are gone; they are not exported.
+HEARTBEAT_FORGET_SECONDS = 3600
+
+
+class HeartbeatCollector:
+    """Gauges per worker from `WorkerHeartbeat`, read at scrape time (one query)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from datetime import timedelta
+
+        from django.db import DatabaseError
+        from django.utils import timezone
+
+        from apps.tasks.models import WorkerHeartbeat
+
+        age = GaugeMetricFamily(
+            "sfp_worker_heartbeat_age_seconds",
+            "Seconds since each worker last wrote its heartbeat.",
+            labels=["worker_id"],
+        )
+        slots = GaugeMetricFamily(
+            "sfp_worker_slots", "Slots of each worker by state.", labels=["worker_id", "state"]
+        )
+        restarts = GaugeMetricFamily(
+            "sfp_worker_heartbeat_slot_restarts",
+            "Slot restarts each worker reported since it started.",
+            labels=["worker_id"],
+        )
+        component = GaugeMetricFamily(
+            "sfp_worker_component_up",
+            "1 when the worker reaches the component (database, channelLayer), else 0.",
+            labels=["worker_id", "component"],
+        )
+        now = timezone.now()
+        try:
+            rows = list(
+                WorkerHeartbeat.objects.filter(
+                    seen_at__gte=now - timedelta(seconds=HEARTBEAT_FORGET_SECONDS)
+                )
+            )
+        except DatabaseError:
+            rows = []
+        for row in rows:
+            age.add_metric([row.worker_id], max(0.0, (now - row.seen_at).total_seconds()))
+            slots.add_metric([row.worker_id, "alive"], row.slots_alive)
+            slots.add_metric([row.worker_id, "dead"], max(0, row.slots - row.slots_alive))
+            slots.add_metric([row.worker_id, "busy"], row.slots_busy)
+            restarts.add_metric([row.worker_id], row.slot_restarts)
+            for name, state in sorted(row.components.items()):
+                component.add_metric([row.worker_id, name], 1 if state == "up" else 0)
+        yield from (age, slots, restarts, component)
