@@ -3,12 +3,17 @@
 Each check returns its latency or raises; `run_health_checks` runs them all and reports which
 failed, with a short reason that never contains connection strings or secrets. Every task
 backend provides its own `health_check()`.
+
+The database and the task backend are critical (503 when down). The channel layer is not: with
+Redis down the server keeps accepting and running work (live clients catch up from the database
+when it returns), so it is reported `down` under a `degraded` overall status with 200. Apps add
+a summary of their own (e.g. the task workers' heartbeats) with `register_summary`.
 """
 
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -55,15 +60,33 @@ CHECKS: dict[str, Callable[[], None]] = {
     "channelLayer": check_channel_layer,
     "taskBackend": check_task_backend,
 }
+# Down, these make the server degraded, not unavailable.
+NON_CRITICAL = {"channelLayer"}
+# Name → callable returning a JSON-able summary (e.g. "workers"); a summary may say "degraded".
+SUMMARIES: dict[str, Callable[[], dict]] = {}
+
+
+def register_summary(name: str, summary: Callable[[], dict]) -> None:
+    SUMMARIES[name] = summary
 
 
 @dataclass
 class HealthReport:
     checks: dict[str, dict]
+    summaries: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def down(self) -> list[str]:
+        return [name for name, result in self.checks.items() if result["status"] != "up"]
 
     @property
     def failed(self) -> list[str]:
-        return [name for name, result in self.checks.items() if result["status"] != "up"]
+        return [name for name in self.down if name not in NON_CRITICAL]
+
+    @property
+    def degraded(self) -> list[str]:
+        down = [name for name in self.down if name in NON_CRITICAL]
+        return down + [name for name, s in self.summaries.items() if s.get("status") == "degraded"]
 
     @property
     def healthy(self) -> bool:
@@ -87,4 +110,11 @@ def run_health_checks() -> HealthReport:
         else:
             latency_ms = round((time.perf_counter() - started) * 1000, 2)
             results[name] = {"status": "up", "latencyMs": latency_ms}
-    return HealthReport(checks=results)
+    summaries = {}
+    if results["database"]["status"] == "up":
+        for name, summary in SUMMARIES.items():
+            try:
+                summaries[name] = summary()
+            except Exception as exc:  # noqa: BLE001 - a summary never breaks the report
+                summaries[name] = {"status": "degraded", "reason": _reason(exc)}
+    return HealthReport(checks=results, summaries=summaries)

@@ -14,7 +14,9 @@ class TasksConfig(AppConfig):
 
         on_grant(lambda ticket: wake_parked(ticket.holder_operation_id))
 
+        from apps.core.health import register_summary
         from apps.core.metrics import register_scrape_collector
-        from apps.tasks.metrics import HeartbeatCollector
+        from apps.tasks.metrics import HeartbeatCollector, workers_health
 
         register_scrape_collector(HeartbeatCollector())
+        register_summary("workers", workers_health)

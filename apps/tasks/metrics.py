@@ -67,3 +67,38 @@ class HeartbeatCollector:
             for name, state in sorted(row.components.items()):
                 component.add_metric([row.worker_id, name], 1 if state == "up" else 0)
         yield from (age, slots, restarts, component)
+
+
+def workers_health() -> dict:
+    """The workers as `/health` shows them: each recent worker's heartbeat age, slots and what
+    it cannot reach; "degraded" when a worker is silent, has dead slots or lacks a component."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from apps.tasks.models import WorkerHeartbeat
+
+    now = timezone.now()
+    stale_after = max(10.0, settings.SFP_WORKER_LEASE_SECONDS)
+    workers, degraded = [], False
+    recent = WorkerHeartbeat.objects.filter(seen_at__gte=now - timedelta(minutes=10))
+    for row in recent.order_by("worker_id")[:100]:
+        age = max(0.0, (now - row.seen_at).total_seconds())
+        down = sorted(name for name, state in row.components.items() if state != "up")
+        silent = age > stale_after
+        degraded |= silent or bool(down) or row.slots_alive < row.slots
+        workers.append(
+            {
+                "workerId": row.worker_id,
+                "pools": row.pools,
+                "heartbeatAgeSeconds": round(age, 1),
+                "slots": row.slots,
+                "slotsAlive": row.slots_alive,
+                "slotsBusy": row.slots_busy,
+                "slotRestarts": row.slot_restarts,
+                "componentsDown": down,
+                "status": "silent" if silent else ("degraded" if down else "up"),
+            }
+        )
+    return {"status": "degraded" if degraded else "up", "list": workers}

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A stand-in for the `sfp` CLI that behaves like it: realistic output, progress lines, exit
-codes, slowness, hangs, crashes, a SIGTERM it ignores, flakiness across attempts, and a run held
+codes, slowness, hangs, crashes, a slow install with a process tree (`slow-tree`), a SIGTERM it ignores, flakiness across attempts, and a run held
 halfway until a test releases it.
 
 Invoked as `fake_sfp.py [--scenario NAME] [--state FILE] <sfp subcommand and flags…>`; tests
@@ -78,6 +78,18 @@ def main(argv: list[str]) -> int:
         out("Step: Deploying and ignoring SIGTERM")
         while True:
             time.sleep(0.1)
+    if scenario == "slow-tree":  # an install-like run with a process tree: ~4 s, then success
+        tag = argv[argv.index("--artifactdir") + 1] if "--artifactdir" in argv else "?"
+        sleeper = "import sys, time; time.sleep(float(sys.argv[1]))"
+        subprocess.Popen([sys.executable, "-c", sleeper, "4", f"sfp-grandchild {tag}"])
+        # One that leaves the process group and session, as a daemonising helper would.
+        subprocess.Popen(
+            [sys.executable, "-c", sleeper, "4", f"sfp-grandchild {tag}"], start_new_session=True
+        )
+        for step in range(8):
+            out(f"[{step + 1}/8] Installing {tag}", 0.5)
+        out("Step: Finished")
+        return 0
     if scenario == "crash":
         out("Step: Resolving dependencies")
         os.kill(os.getpid(), signal.SIGSEGV)

@@ -24,9 +24,11 @@ class HealthCheckResultSerializer(serializers.Serializer):
 _health_ok = inline_serializer(
     "HealthStatus",
     fields={
-        "status": serializers.ChoiceField(choices=["ok"]),
+        "status": serializers.ChoiceField(choices=["ok", "degraded"]),
         "mode": serializers.CharField(),
         "checks": serializers.DictField(child=HealthCheckResultSerializer()),
+        "degraded": serializers.ListField(child=serializers.CharField(), required=False),
+        "workers": serializers.DictField(required=False),
     },
 )
 _health_down = inline_serializer(
@@ -46,7 +48,8 @@ _HEALTH_RESPONSES = {
 
 
 class HealthView(APIView):
-    """Database, channel layer and task backend: 200 when all answer, else 503 naming the failed."""
+    """Database, channel layer and task backend: 200 when the critical ones answer ("degraded"
+    when the channel layer does not), else 503 naming the failed; plus the workers' summary."""
 
     authentication_classes: list = []
     allowed_roles = PUBLIC
@@ -62,7 +65,10 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         report = run_health_checks()
         if report.healthy:
-            return Response({"status": "ok", "mode": settings.SFP_MODE, "checks": report.checks})
+            body = {"status": "ok", "mode": settings.SFP_MODE, "checks": report.checks}
+            if report.degraded:  # still serving: only a non-critical part is down
+                body |= {"status": "degraded", "degraded": report.degraded}
+            return Response(body | report.summaries)
         body = error_body(
             503, "Unhealthy: " + ", ".join(report.failed), status="error", checks=report.checks
         )
