@@ -5,6 +5,10 @@ looks sane), binds it to the structlog context so every log line of the request 
 returns it in the `X-Request-ID` header and writes one access-log line with method, path (never
 the query string, which may carry secrets), status, duration and actor.
 
+`MalformedRequestMiddleware` refuses, with 400, a path or query string holding a NUL byte before
+any view, audit row or query sees it: PostgreSQL cannot store or compare one, so it could only
+end as a database error.
+
 `ApiErrorMiddleware` makes sure nothing on `/sfp/*` or `/health` answers with an HTML page or a
 traceback: any 4xx/5xx that is not already in the error shape is rewritten into it, and an
 unhandled exception is logged and answered with a bare 500.
@@ -16,7 +20,7 @@ import uuid
 
 import structlog
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django_prometheus.middleware import PrometheusAfterMiddleware
 
 from apps.core.errors import ENVELOPE_ATTRIBUTE, error_response, status_phrase
@@ -69,6 +73,20 @@ class RequestContextMiddleware:
 
 def is_api_path(path: str) -> bool:
     return path == "/sfp" or path.startswith("/sfp/") or path == "/health"
+
+
+class MalformedRequestMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "%00" in query or "\x00" in query:
+            message = "NUL bytes are not allowed in a path or query string"
+            if is_api_path(request.path.replace("\x00", "")):
+                return error_response(400, message)
+            return HttpResponseBadRequest(message, content_type="text/plain")
+        return self.get_response(request)
 
 
 class ApiErrorMiddleware:

@@ -7,6 +7,10 @@ nothing is refused (fail closed), and a test walks every URL pattern to catch it
 The authenticated principal (`request.auth`) carries the caller's roles as loaded for *this*
 request, so a role change applies from the next request. A denied call answers 403 with exactly
 `Forbidden - Requires role: <roles>`, as the published API does; an anonymous one answers 401.
+
+A method the view does not implement answers 405 with `Allow` before any role is looked up (DRF
+checks permissions before it looks for the handler, so without this an undeclared method was a
+missing declaration: a 500). `OPTIONS` is allowed to whoever may call any method of the view.
 """
 
 from collections.abc import Iterable
@@ -26,9 +30,15 @@ def declared_roles(view, method: str) -> tuple[str, ...] | str:
     """The roles `view` allows for `method`, or PUBLIC; raises when the view declares nothing."""
     declaration = getattr(view, "allowed_roles", None)
     if isinstance(declaration, dict):
-        declaration = declaration.get(method.upper())
+        by_method = declaration
+        declaration = by_method.get(method.upper())
         if declaration is None and method.upper() in ("HEAD", "OPTIONS"):
-            declaration = getattr(view, "allowed_roles", {}).get("GET")
+            declaration = by_method.get("GET")
+        if declaration is None and method.upper() == "OPTIONS" and by_method:
+            declared = list(by_method.values())
+            declaration = PUBLIC if PUBLIC in declared else tuple(
+                dict.fromkeys(role for roles in declared for role in roles)
+            )
     if declaration is None:
         raise ImproperlyConfigured(f"{type(view).__name__} declares no allowed_roles for {method}")
     return declaration
@@ -36,6 +46,9 @@ def declared_roles(view, method: str) -> tuple[str, ...] | str:
 
 class DeclaredRoles(BasePermission):
     def has_permission(self, request, view) -> bool:
+        handler = request.method.lower()
+        if handler not in view.http_method_names or not hasattr(view, handler):
+            raise exceptions.MethodNotAllowed(request.method)
         roles = declared_roles(view, request.method)
         if roles == PUBLIC:
             return True

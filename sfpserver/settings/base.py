@@ -102,6 +102,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "apps.core.middleware.RequestContextMiddleware",
+    "apps.core.middleware.MalformedRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -216,13 +217,17 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.permissions.DeclaredRoles"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.LimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # `format` is an ordinary query parameter here (the audit export), not a renderer switch.
     "URL_FORMAT_OVERRIDE": None,
 }
+
+# Request bodies (apps.core.parsers): larger answers 413, nested deeper answers 400.
+SFP_API_MAX_JSON_BYTES = env.int("SFP_API_MAX_JSON_BYTES", default=1024 * 1024)
+SFP_API_MAX_JSON_DEPTH = env.int("SFP_API_MAX_JSON_DEPTH", default=64)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "sfp server",

@@ -121,3 +121,5 @@ class ApiDocsView(SpectacularSwaggerView):
 
     authentication_classes: list = []
     allowed_roles = PUBLIC
+    # A page, not an API: DRF's OPTIONS metadata cannot render through its HTML template.
+    http_method_names = ["get", "head"]
