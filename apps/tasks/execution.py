@@ -318,6 +318,7 @@ def run_operation(operation_id: str) -> dict:
             f"{execution.data.get('branch') or 'main'}: {reason}",
             stack="\n".join(outcome.tail),
             retryable=retryable,
+            exit_code=outcome.exit_code,
         )
     failed_role = commands[outcome.last_command].role
     if outcome.exit_code != 0 and failed_role.startswith("org-login:"):
@@ -329,9 +330,12 @@ def run_operation(operation_id: str) -> dict:
             f"CLI: {reason.removeprefix('Error (1): ')}",
             stack=output,
             retryable="invalid_grant" not in output and "Invalid SFDX" not in output,
+            exit_code=outcome.exit_code,
         )
     if outcome.exit_code != 0:
         raise lifecycle.TaskFailed(
-            f"sfp exited with code {outcome.exit_code}", stack="\n".join(outcome.tail)
+            f"sfp exited with code {outcome.exit_code}",
+            stack="\n".join(outcome.tail),
+            exit_code=outcome.exit_code,
         )
     return {"exitCode": 0, "durationSeconds": round(outcome.duration_seconds, 2)} | checked_out

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from apps.core.exceptions import InvalidRequest, NotFound
 from apps.core.pagination import Keyset, Page, keyset_page
-from apps.tasks.models import TaskExecution, TaskLogLine
+from apps.tasks.models import TaskAttempt, TaskExecution, TaskLogLine
 
 
 def execution_get(operation_id: str) -> TaskExecution:
@@ -94,6 +94,32 @@ def execution_dto(execution: TaskExecution) -> dict:
         "createdAt": execution.created_at.isoformat(),
         "startedAt": execution.started_at.isoformat() if execution.started_at else None,
         "finishedAt": execution.finished_at.isoformat() if execution.finished_at else None,
+    }
+
+
+def result_dto(execution: TaskExecution) -> dict:
+    """The published result (status fields and `result`) plus `attemptHistory`: one entry per
+    attempt, so the error of an attempt that was retried stays visible."""
+    return status_dto(execution) | {
+        "result": execution.result,
+        "attemptHistory": [attempt_dto(row) for row in attempts_of(execution)],
+    }
+
+
+def attempts_of(execution: TaskExecution) -> list[TaskAttempt]:
+    """Every attempt of an execution, first first (each with its own worker, times and error)."""
+    return list(TaskAttempt.objects.filter(execution=execution).order_by("number"))
+
+
+def attempt_dto(attempt: TaskAttempt) -> dict:
+    return {
+        "number": attempt.number,
+        "workerId": attempt.worker_id,
+        "startedAt": attempt.started_at.isoformat(),
+        "finishedAt": attempt.finished_at.isoformat() if attempt.finished_at else None,
+        "status": attempt.status or "active",
+        "exitCode": attempt.exit_code,
+        "error": attempt.error,
     }
 
 
