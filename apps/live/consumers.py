@@ -103,28 +103,17 @@ def _project_exists(identifier: str) -> bool:
 
 @database_sync_to_async
 def _task_snapshot(operation_id: str) -> tuple[int, dict] | None:
-    from apps.tasks.models import TaskExecution
+    from apps.tasks.selectors import execution_live_state
 
-    execution = TaskExecution.objects.filter(pk=operation_id).first()
-    if execution is None:
-        return None
-    return execution.event_seq, {
-        "operationId": execution.operation_id,
-        "status": execution.status,
-        "progress": execution.progress,
-        "currentStep": execution.current_step or None,
-        "error": execution.error,
-    }
+    return execution_live_state(operation_id)
 
 
 @database_sync_to_async
 def _log_lines(operation_id: str, after: int, up_to: int) -> list[dict]:
     from apps.tasks.lifecycle import log_line_dto
-    from apps.tasks.models import TaskLogLine
+    from apps.tasks.selectors import log_lines_between
 
-    lines = TaskLogLine.objects.filter(
-        execution_id=operation_id, seq__gt=after, seq__lte=up_to
-    ).order_by("seq")[:CATCH_UP_CHUNK]
+    lines = log_lines_between(operation_id, after=after, up_to=up_to, limit=CATCH_UP_CHUNK)
     return [log_line_dto(line) for line in lines]
 
 
