@@ -47,6 +47,9 @@ class AttemptContext:
     # Monotonic time after which this attempt's lease may have lapsed (the heartbeat moves it
     # on every renewal): past it, another worker may retry the execution, so the CLI must die.
     fence_at: float = float("inf")
+    # The execution as the backend read it when the attempt began, handed down so the task
+    # does not read it again.
+    execution: TaskExecution | None = None
 
     def fenced(self) -> bool:
         return time.monotonic() >= self.fence_at
@@ -251,8 +254,10 @@ def _checkout_failure(tail: list[str], checkout: dict) -> tuple[str, bool]:
 
 
 def run_operation(operation_id: str) -> dict:
-    execution = TaskExecution.objects.get(pk=operation_id)
     context = _current_attempt.get() or AttemptContext(worker_id="inline")
+    execution = context.execution
+    if execution is None or execution.operation_id != operation_id:  # called outside an attempt
+        execution = TaskExecution.objects.get(pk=operation_id)
     op = operation(execution.type)
     if op.command is None:  # noop: the smallest real task, for smoke tests and benchmarks
         if execution.data.get("sleepSeconds"):

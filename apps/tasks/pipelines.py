@@ -148,8 +148,6 @@ def _children(parent: TaskExecution) -> dict[str, TaskExecution]:
 
 
 def _start_step(parent: TaskExecution, step: Step) -> None:
-    from apps.tasks.tasks import DECLARED
-
     common = {
         "parent": parent,
         "step": step.name,
@@ -175,7 +173,7 @@ def _start_step(parent: TaskExecution, step: Step) -> None:
             extra_groups=(GATES_FEED,),
         )
         return
-    declared = DECLARED[step.task_type]
+    declared = operation(step.task_type).task
     child = TaskExecution.objects.create(
         type=step.task_type,
         data=operation(step.task_type).validate(step.data),
@@ -298,8 +296,6 @@ def decide_gate(
 
 def retry_step(*, parent: TaskExecution, step_name: str) -> TaskExecution:
     """Run a failed step again (from its first attempt); completed steps stay done."""
-    from apps.tasks.tasks import DECLARED
-
     child = parent.children.filter(step=step_name).first()
     if child is None:
         raise NotFound(f"Pipeline {parent.operation_id} has no step {step_name}")
@@ -311,7 +307,7 @@ def retry_step(*, parent: TaskExecution, step_name: str) -> TaskExecution:
     with transaction.atomic():
         lifecycle.step_reset_for_retry(child.operation_id)
         lifecycle.pipeline_reopened(parent.operation_id)
-        prepared = DECLARED[child.type].using(priority=PRIORITY_VALUES[parent.priority])
+        prepared = operation(child.type).task.using(priority=PRIORITY_VALUES[parent.priority])
         transaction.on_commit(lambda: prepared.enqueue(child.operation_id))
     return TaskExecution.objects.get(pk=child.pk)
 
