@@ -21,6 +21,7 @@ from apps.core.events import group_name
 logger = structlog.get_logger(__name__)
 
 PROBE = "live.probe"
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 class LayerWatch:
@@ -71,7 +72,11 @@ async def _probe_back(layer, channel: str, count: int) -> None:
 
 
 def _probe_timeout() -> float:
-    return max(0.5, settings.SFP_LIVE_PROBE_SECONDS)
+    """How long a probe may take before the layer counts as unreachable. Long, on purpose: a
+    Redis that is down fails the send at once; a timeout only has to catch subscriptions lost
+    while Redis answers, and a short one would take a loop busy with a large fan-out for an
+    outage and have every socket resync at once, making it busier still."""
+    return max(PROBE_TIMEOUT_SECONDS, settings.SFP_LIVE_PROBE_SECONDS)
 
 
 _watches: dict[asyncio.AbstractEventLoop, LayerWatch] = {}
