@@ -249,12 +249,14 @@ def _first(attributes: dict, *names: str) -> str:
 _GIVEN = (
     "firstName",
     "givenName",
+    "urn:oid:2.5.4.42",
     "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
 )
 _SURNAME = (
     "lastName",
     "sn",
     "surname",
+    "urn:oid:2.5.4.4",
     "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
 )
 
