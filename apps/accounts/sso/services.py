@@ -82,6 +82,7 @@ def provider_create(
     metadata_url: str = "",
     metadata_xml: str = "",
     provision_team_slug: str = "",
+    sso_required: bool = False,
     request: HttpRequest | None = None,
 ) -> SamlIdentityProvider:
     _require_user_principal(actor)
@@ -112,7 +113,9 @@ def provider_create(
                 created_by=actor.user,
                 metadata_refreshed_at=timezone.now(),
             )
-            SsoDomain.objects.bulk_create(SsoDomain(domain=d, provider=provider) for d in domains)
+            SsoDomain.objects.bulk_create(
+                SsoDomain(domain=d, provider=provider, sso_required=sso_required) for d in domains
+            )
     except IntegrityError:  # a concurrent registration took the entity id or a domain
         raise Conflict("Identity provider or domain registered concurrently") from None
     audit_event(

@@ -103,6 +103,7 @@ def provider_dto(provider: SamlIdentityProvider) -> dict:
         "ssoUrl": provider.sso_url,
         "metadataUrl": provider.metadata_url or None,
         "domains": [d.domain for d in provider.domains.all()],
+        "ssoRequired": any(d.sso_required for d in provider.domains.all()),
         "provisionTeam": provider.provision_team.slug if provider.provision_team else None,
         "metadataRefreshedAt": provider.metadata_refreshed_at.isoformat(),
         "metadataRefreshError": provider.metadata_refresh_error or None,
@@ -115,6 +116,7 @@ class CreateProviderSerializer(serializers.Serializer):
     metadataXml = serializers.CharField(required=False, allow_blank=True, max_length=1_000_000)
     domains = serializers.ListField(child=serializers.CharField(max_length=253), max_length=100)
     provisionTeam = serializers.SlugField(required=False, allow_blank=True)
+    ssoRequired = serializers.BooleanField(required=False, default=False)
 
 
 _OWNER = (Role.OWNER.value,)
@@ -124,21 +126,22 @@ class ProvidersView(APIView):
     allowed_roles = _OWNER
 
     def get(self, request: Request) -> Response:
-        services._require_user_principal(request.user)
+        services._require_user_principal(request.auth)
         providers = SamlIdentityProvider.objects.select_related("provision_team").prefetch_related(
             "domains"
         )
         return Response([provider_dto(p) for p in providers])
 
     def post(self, request: Request) -> Response:
-        services._require_user_principal(request.user)
+        services._require_user_principal(request.auth)
         data = validated(CreateProviderSerializer, request.data)
         provider = services.provider_create(
-            actor=request.user,
+            actor=request.auth,
             domains=data["domains"],
             metadata_url=data.get("metadataUrl", ""),
             metadata_xml=data.get("metadataXml", ""),
             provision_team_slug=data.get("provisionTeam", ""),
+            sso_required=data["ssoRequired"],
             request=request._request,
         )
         return Response(provider_dto(provider), status=201)
@@ -149,7 +152,7 @@ class ProviderView(APIView):
 
     def delete(self, request: Request, provider_id: str) -> Response:
         services.provider_delete(
-            actor=request.user, provider_id=provider_id, request=request._request
+            actor=request.auth, provider_id=provider_id, request=request._request
         )
         return Response({"success": True})
 
@@ -159,7 +162,7 @@ class ProviderRefreshView(APIView):
 
     def post(self, request: Request, provider_id: str) -> Response:
         provider = services.provider_refresh_by_id(
-            actor=request.user, provider_id=provider_id, request=request._request
+            actor=request.auth, provider_id=provider_id, request=request._request
         )
         return Response(provider_dto(provider))
 
