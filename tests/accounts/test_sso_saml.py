@@ -309,3 +309,22 @@ def test_comment_injected_in_name_id_does_not_truncate_the_email(client, idp, pr
     )
     response = post_acs(client, xml)
     assert_refused(response, provider, "not a domain of this identity provider")
+
+
+def test_saml_switched_off_answers_404_in_the_error_shape(client, settings):
+    settings.SFP_SAML_ENABLED = False
+    for response in (
+        client.get("/auth/v1/sso/saml/metadata"),
+        client.get("/auth/v1/sso/saml/login", {"email": "a@corp.example.com"}),
+        client.post(ACS, {"SAMLResponse": "x"}),
+    ):
+        assert response.status_code == 404
+        assert response.json()["statusCode"] == 404
+
+
+def test_login_for_a_domain_without_provider_and_an_empty_acs_post_are_400(client):
+    assert client.get("/auth/v1/sso/saml/login", {"email": "a@nowhere.test"}).status_code == 400
+    assert client.post(ACS, {}).status_code == 400
+    garbage = client.post(ACS, {"SAMLResponse": "%%%not-base64"})
+    assert garbage.status_code == 401
+    assert "base64" in garbage.json()["message"]

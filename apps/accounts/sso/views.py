@@ -43,14 +43,24 @@ def relay_target(relay_state: str) -> tuple[str, bool]:
     return "/", False
 
 
+def _saml_disabled() -> HttpResponse | None:
+    if settings.SFP_SAML_ENABLED:
+        return None
+    return error_response(404, "SAML single sign-on is disabled (SFP_SAML_ENABLED)")
+
+
 @require_GET
 def sp_metadata(request: HttpRequest) -> HttpResponse:
+    if disabled := _saml_disabled():
+        return disabled
     return HttpResponse(saml.sp_metadata_xml(), content_type="application/samlmetadata+xml")
 
 
 @require_GET
 def sp_login(request: HttpRequest) -> HttpResponse:
     """SP-initiated login: `?email=` picks the provider owning its domain."""
+    if disabled := _saml_disabled():
+        return disabled
     email = request.GET.get("email", "").strip().lower()
     domain = email.rpartition("@")[2]
     owner = SsoDomain.objects.select_related("provider").filter(domain=domain).first()
@@ -65,6 +75,8 @@ def sp_login(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # the IdP posts cross-site; the signed response is the credential
 @require_POST
 def acs(request: HttpRequest) -> HttpResponse:
+    if disabled := _saml_disabled():
+        return disabled
     saml_response = request.POST.get("SAMLResponse", "")
     relay_state = request.POST.get("RelayState", "")
     if not saml_response:
