@@ -13,9 +13,9 @@ saml_patterns = [
 api_patterns = [
     path("config", views.ConfigView.as_view(), name="config"),
     path("sso/providers", views.ProvidersView.as_view(), name="sso-providers"),
-    path("sso/providers/<str:provider_id>", views.ProviderView.as_view(), name="sso-provider"),
+    path("sso/providers/<uuid:provider_id>", views.ProviderView.as_view(), name="sso-provider"),
     path(
-        "sso/providers/<str:provider_id>/refresh",
+        "sso/providers/<uuid:provider_id>/refresh",
         views.ProviderRefreshView.as_view(),
         name="sso-provider-refresh",
     ),
