@@ -328,3 +328,14 @@ def test_login_for_a_domain_without_provider_and_an_empty_acs_post_are_400(clien
     garbage = client.post(ACS, {"SAMLResponse": "%%%not-base64"})
     assert garbage.status_code == 401
     assert "base64" in garbage.json()["message"]
+
+
+def test_dashboard_login_asks_for_the_email_and_sends_sso_domains_to_their_idp(client, provider):
+    to_idp = client.post("/login", {"email": "owner@corp.example.com", "password": ""})
+    assert to_idp.status_code == 302
+    assert to_idp["Location"].startswith("/auth/v1/sso/saml/login?email=owner%40corp.example.com")
+    idp_redirect = client.get(to_idp["Location"])
+    assert idp_redirect["Location"].startswith("https://idp.example.test/saml/sso")
+    no_password = client.post("/login", {"email": "someone@elsewhere.test", "password": ""})
+    assert no_password.status_code == 200
+    assert b"This field is required" in no_password.content

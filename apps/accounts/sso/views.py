@@ -19,7 +19,8 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Role
 from apps.accounts.sso import saml, services
-from apps.accounts.sso.models import SamlIdentityProvider, SsoDomain
+from apps.accounts.sso.models import SamlIdentityProvider
+from apps.accounts.sso.selectors import sso_provider_for_email
 from apps.core.errors import error_response
 from apps.core.permissions import PUBLIC
 from apps.core.validation import validated
@@ -62,14 +63,11 @@ def sp_login(request: HttpRequest) -> HttpResponse:
     if disabled := _saml_disabled():
         return disabled
     email = request.GET.get("email", "").strip().lower()
-    domain = email.rpartition("@")[2]
-    owner = SsoDomain.objects.select_related("provider").filter(domain=domain).first()
-    if not domain or owner is None:
+    provider = sso_provider_for_email(email)
+    if provider is None:
         return error_response(400, f"No SSO provider owns the domain of {email or 'that email'}")
     relay, _ = relay_target(request.GET.get("redirect_to", ""))
-    return HttpResponseRedirect(
-        saml.login_url(provider=owner.provider, relay_state=relay, email=email)
-    )
+    return HttpResponseRedirect(saml.login_url(provider=provider, relay_state=relay, email=email))
 
 
 @csrf_exempt  # the IdP posts cross-site; the signed response is the credential
