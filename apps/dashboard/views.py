@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.principal import Principal, principal_for_user
 from apps.accounts.services import LoginFailed, LoginThrottled, browser_login
+from apps.accounts.sso.selectors import sso_provider_for_email
 from apps.core.exceptions import Forbidden, NotFound, ServiceError
 from apps.dashboard import selectors
 from apps.dashboard.forms import (
@@ -91,6 +92,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
         return redirect(next_url)
     form = LoginForm(request.POST or None)
     retry_after = None
+    if request.method == "POST" and form.is_valid() and not form.cleaned_data["password"]:
+        email = form.cleaned_data["email"]
+        if sso_provider_for_email(email) is not None:
+            query = urlencode({"email": email, "redirect_to": next_url})
+            return redirect(f"/auth/v1/sso/saml/login?{query}")
+        form.add_error("password", "This field is required.")
     if request.method == "POST" and form.is_valid():
         try:
             browser_login(
