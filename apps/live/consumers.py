@@ -14,13 +14,13 @@ import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from apps.accounts.roles import ANY_ROLE, holds_any, is_human_owner
 from apps.core import live_metrics
 from apps.core.events import group_name
 from apps.live import events
 
 logger = structlog.get_logger(__name__)
 
-READ_ROLES = {"owner", "member", "application"}
 CATCH_UP_CHUNK = 1000
 
 
@@ -71,7 +71,7 @@ def _recheck(credential: tuple[str, str]):
         if user is None or str(session.get("_auth_user_id")) != str(user.pk):
             return None, events.CLOSE_UNAUTHENTICATED
         principal = principal_for_user(user)
-    if not principal.roles & READ_ROLES:
+    if not holds_any(principal, ANY_ROLE):
         return None, events.CLOSE_FORBIDDEN
     return principal, None
 
@@ -181,7 +181,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self._ready()
 
     async def _ready(self):
-        if not self.principal.roles & READ_ROLES:  # authenticated, but no role left
+        if not holds_any(self.principal, ANY_ROLE):  # authenticated, but no role left
             await self.close(code=events.CLOSE_FORBIDDEN)
             return
         if self.credential is not None:
@@ -261,14 +261,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.principal.is_token:
             return [f"{TriggerKind.TOKEN}.{self.principal.token.pk}"]
         feed = [f"{TriggerKind.USER}.{self.principal.user.pk}"]
-        if "owner" in self.principal.roles:
+        if is_human_owner(self.principal):
             feed.append(GATES_FEED)
         return feed
 
     async def _groups_for(self, content) -> list[str] | None:
         """The groups a subscription joins, or None (after telling the client why)."""
         kind = content.get("object")
-        if not self.principal.roles & READ_ROLES:
+        if not holds_any(self.principal, ANY_ROLE):
             await self._error("Forbidden - Requires role: owner, member, application")
             return None
         if kind == events.TASKS_FEED:

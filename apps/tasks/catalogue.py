@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from rest_framework import serializers
 
+from apps.accounts.roles import ANY_ROLE, PRIVILEGED
 from apps.core.exceptions import InvalidRequest
 
 # The aliases sfp commands name orgs by; each is authorised in the sf CLI before sfp runs, with
@@ -93,7 +94,7 @@ class Operation:
     input_serializer: type[serializers.Serializer]
     command: Callable[[dict], list[str]] | None
     orgs: Callable[[dict], list[dict]] = field(default=lambda data: [])
-    allowed_roles: tuple[str, ...] = ("owner", "member", "application")
+    allowed_roles: tuple[str, ...] = ANY_ROLE
     locks_environment: bool = False  # holds the environment's lock while it runs
 
     def validate(self, data) -> dict:
@@ -142,7 +143,7 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: ["install", "--targetorg", "target", "--artifactdir", d["artifactDir"],
                        *(["--skipifalreadyinstalled"] if d["skipIfAlreadyInstalled"] else [])],
             lambda d: [_org("target", d["targetOrg"])],
-            ("owner", "application"),
+            PRIVILEGED,
             locks_environment=True,
         ),
         Operation(
@@ -159,7 +160,7 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: ["release", "--releasedefinition", d["releaseDefinition"], "--targetorg",
                        "target", *(["--dryrun"] if d["dryRun"] else [])],
             lambda d: [_org("target", d["targetOrg"])],
-            ("owner", "application"),
+            PRIVILEGED,
             locks_environment=True,
         ),
         Operation(

@@ -9,10 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.roles import ANY_ROLE, OWNER, PRIVILEGED, is_privileged
 from apps.core.exceptions import InvalidRequest
 from apps.core.validation import validated
 from apps.environments.api.locks import _lock, idempotency_key
-from apps.environments.api.orgs import ANY_ROLE, OWNER, OWNER_APPLICATION, _flag
+from apps.environments.api.orgs import _flag
 from apps.environments.models import Category
 from apps.environments.selectors import environments as environment_reads
 from apps.environments.selectors import locks as lock_reads
@@ -241,7 +242,7 @@ class EnvironmentView(APIView):
 
 
 class EnvironmentMetadataView(APIView):
-    allowed_roles = {"PATCH": OWNER_APPLICATION}
+    allowed_roles = {"PATCH": PRIVILEGED}
 
     @extend_schema(
         operation_id="EnvironmentsController_patchMetadata",
@@ -290,11 +291,7 @@ def _lock_body(request: Request, environment, ticket, data: dict) -> dict:
         "expiresAt": ticket.expires_at.isoformat() if ticket.expires_at else None,
         "salesforceUsername": environment.org.username if environment.org else None,
     }  # fmt: skip
-    if (
-        body["status"] == "acquired"
-        and data["authType"] != "none"
-        and request.auth.roles & set(OWNER_APPLICATION)
-    ):
+    if body["status"] == "acquired" and data["authType"] != "none" and is_privileged(request.auth):
         body |= environments.environment_credentials(
             actor=request.auth, environment=environment, ticket_id=ticket.ticket_id,
             auth_type=data["authType"], request=request._request,
@@ -362,7 +359,7 @@ class EnvironmentLockAnyView(APIView):
 
 
 class EnvironmentCredentialsView(APIView):
-    allowed_roles = {"GET": OWNER_APPLICATION}
+    allowed_roles = {"GET": PRIVILEGED}
 
     @extend_schema(
         operation_id="EnvironmentsController_credentials",

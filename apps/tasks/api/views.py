@@ -6,16 +6,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.roles import ANY_ROLE, LOG_READERS, OWNER, PRIVILEGED
 from apps.core.exceptions import InvalidRequest, NotFound
 from apps.core.pagination import limit_offset, page_total, total_requested
 from apps.core.validation import validated
 from apps.tasks import lifecycle, selectors, services
 from apps.tasks.catalogue import OPERATIONS
 from apps.tasks.models import Priority, ScheduleType, TaskStatus
-
-ANY_ROLE = ("owner", "member", "application")
-LOG_READERS = ("member", "application")
-LOG_DELETERS = ("owner", "application")
 
 
 class SubmitTaskSerializer(serializers.Serializer):
@@ -223,7 +220,7 @@ class TaskResultView(APIView):
 
 
 class StopRecurringView(APIView):
-    allowed_roles = {"POST": ("owner", "application")}
+    allowed_roles = {"POST": PRIVILEGED}
 
     @extend_schema(
         operation_id="TasksController_stopRecurringTask",
@@ -276,7 +273,7 @@ class RecurringInstancesView(APIView):
 
 
 class LogsView(APIView):
-    allowed_roles = {"GET": LOG_READERS, "DELETE": LOG_DELETERS}
+    allowed_roles = {"GET": LOG_READERS, "DELETE": PRIVILEGED}
 
     @extend_schema(
         operation_id="LogsController_getLogs",
@@ -376,7 +373,7 @@ _pipeline_response = inline_serializer(
 
 
 class PipelinesView(APIView):
-    allowed_roles = {"POST": ("owner", "application")}
+    allowed_roles = {"POST": PRIVILEGED}
 
     @extend_schema(
         operation_id="PipelinesController_submit",
@@ -416,7 +413,7 @@ class PipelineView(APIView):
 
 
 class PipelineGateView(APIView):
-    allowed_roles = {"POST": ("owner",)}
+    allowed_roles = {"POST": OWNER}
     approve = True
 
     @extend_schema(
@@ -468,7 +465,7 @@ class PipelineRejectView(PipelineGateView):
 
 
 class PipelineRetryView(APIView):
-    allowed_roles = {"POST": ("owner", "application")}
+    allowed_roles = {"POST": PRIVILEGED}
 
     @extend_schema(
         operation_id="PipelinesController_retryStep",
