@@ -3,7 +3,13 @@ update, delete, orchestration order, lock (one, or any free one of a set: ours) 
 credentials for the lock holder."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -106,10 +112,41 @@ _environment = inline_serializer(
     "Environment",
     {
         "id": serializers.UUIDField(),
+        "repositoryIdentifier": serializers.CharField(),
+        "repositoryName": serializers.CharField(),
         "name": serializers.CharField(),
-        "category": serializers.CharField(),
+        "description": serializers.CharField(),
+        "category": serializers.ChoiceField(choices=Category.choices),
+        "salesforceUsername": serializers.CharField(allow_null=True),
+        "devHubUsername": serializers.CharField(allow_null=True),
+        "isActive": serializers.BooleanField(),
+        "isDefault": serializers.BooleanField(),
+        "isLocked": serializers.BooleanField(),
+        "lockedBy": serializers.CharField(allow_null=True),
+        "lockExpiresAt": serializers.DateTimeField(allow_null=True),
+        "lockExpiresInSeconds": serializers.IntegerField(allow_null=True),
         "lockStatus": serializers.DictField(),
+        "metadata": serializers.JSONField(),
+        "tags": serializers.ListField(child=serializers.CharField()),
+        "branch": serializers.CharField(),
+        "orchestrationOrder": serializers.IntegerField(),
+        "createdAt": serializers.DateTimeField(),
+        "updatedAt": serializers.DateTimeField(),
     },
+)
+# Without `category` the list is grouped: one key per category, each a list (as published).
+_environments_grouped = inline_serializer(
+    "EnvironmentsByCategory",
+    {category: _environment.__class__(many=True) for category in Category.values},
+)
+_environments_list = OpenApiResponse(
+    response=PolymorphicProxySerializer(
+        component_name="EnvironmentList",
+        serializers=[_environment.__class__(many=True), _environments_grouped],
+        resource_type_field_name=None,
+        many=False,
+    ),
+    description="A list when `category` is given, else grouped by category.",
 )
 
 
@@ -127,7 +164,7 @@ class EnvironmentsView(APIView):
             OpenApiParameter("branch", str),
             OpenApiParameter("tags", str, many=True, description="All must match"),
         ],
-        responses={200: _environment},
+        responses={200: _environments_list},
     )
     def get(self, request: Request) -> Response:
         params = request.query_params

@@ -1,6 +1,11 @@
 """Tasks and logs on the published paths. Each view declares its roles; services do the work."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,6 +35,27 @@ class SubmitTaskSerializer(serializers.Serializer):
     lockDuration = serializers.IntegerField(required=False, min_value=1000, default=300000)
 
 
+def task_data_serializers() -> dict[str, type[serializers.Serializer]]:
+    """Each task type and the serializer its `data` must satisfy: the one place the document
+    reads the catalogue, so a change to the catalogue's declarations is adapted here only."""
+    return {name: declared.input_serializer for name, declared in OPERATIONS.items()}
+
+
+def submit_task_request() -> PolymorphicProxySerializer:
+    """The submit body as one schema per task type, discriminated by `type`."""
+    per_type = {}
+    for name, data_serializer in task_data_serializers().items():
+        component = "SubmitTask" + name[0].upper() + name[1:]
+        per_type[name] = type(
+            component,
+            (SubmitTaskSerializer,),
+            {"type": serializers.ChoiceField(choices=[name]), "data": data_serializer()},
+        )
+    return PolymorphicProxySerializer(
+        component_name="SubmitTask", serializers=per_type, resource_type_field_name="type"
+    )
+
+
 class TaskStatusSerializer(serializers.Serializer):
     operationId = serializers.CharField()
     type = serializers.CharField()
@@ -47,7 +73,7 @@ class TasksView(APIView):
         operation_id="TasksController_submitTask",
         summary="Submit a new task (one-time or delayed)",
         tags=["Tasks"],
-        request=SubmitTaskSerializer,
+        request=submit_task_request(),
         responses={
             201: inline_serializer(
                 "TaskResponse",
