@@ -7,7 +7,8 @@ status the edges and the declared roles can produce, each with the one error sha
 
 - 400 for every operation: a NUL byte or a malformed value anywhere in the request.
 - 401 and 403 for every operation that is not public.
-- 404 for every operation with a path parameter.
+- 404 for every operation with a path parameter, and every authenticated one (an object the
+  query or body names, a team, a project, an environment, may not exist).
 - 409 for every write: services refuse a conflicting state (a finished task, a taken name).
 - 413 for every operation with a request body (`apps.core.parsers`).
 An operation's own `responses` (a documented 429, a 410) are kept and win over these.
@@ -43,6 +44,17 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class DeclaredAutoSchema(AutoSchema):
+    def _get_request_body(self, direction="request"):
+        # drf-spectacular documents bodies of POST, PUT and PATCH only; a view whose DELETE takes
+        # a body (`DELETE /users`: the email) says so with `delete_takes_body = True`.
+        if self.method != "DELETE" or not getattr(self.view, "delete_takes_body", False):
+            return super()._get_request_body(direction)
+        self.method = "POST"
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"
+
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
@@ -60,7 +72,7 @@ class DeclaredAutoSchema(AutoSchema):
         statuses = [400, 413] if "requestBody" in operation else [400]
         if roles != PUBLIC:
             statuses += [401, 403]
-        if "{" in path:
+        if "{" in path or roles != PUBLIC:
             statuses.append(404)
         if method.upper() in WRITE_METHODS:
             statuses.append(409)

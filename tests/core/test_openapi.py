@@ -84,7 +84,7 @@ def test_every_operation_has_a_summary_its_roles_and_its_error_statuses(schema):
         expected = {"400"}
         if operation["x-roles"]:
             assert "Roles: " + ", ".join(operation["x-roles"]) in operation["description"], where
-            expected |= {"401", "403"}
+            expected |= {"401", "403", "404"}
         else:
             assert "security" not in operation, where
         if "{" in path:

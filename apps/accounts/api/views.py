@@ -199,6 +199,7 @@ class MeView(APIView):
 
 class UsersView(APIView):
     allowed_roles = {"GET": OWNER, "POST": OWNER, "DELETE": OWNER}
+    delete_takes_body = True  # the email of the user to delete, as published
 
     @extend_schema(
         operation_id="UsersController_listUsers",
