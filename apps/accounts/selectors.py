@@ -45,7 +45,7 @@ def user_dto(user: User, *, team: Team | None = None, full: bool = True) -> dict
         role = next((m.role for m in memberships if m.team_id == team.pk), None)
     else:
         roles = user_roles(user)
-        role = "owner" if "owner" in roles else ("member" if roles else None)
+        role = TeamRole.OWNER if TeamRole.OWNER in roles else (TeamRole.MEMBER if roles else None)
     dto = {
         "id": str(user.pk),
         "firstName": user.first_name,

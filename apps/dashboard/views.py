@@ -21,7 +21,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.principal import Principal, principal_for_user
+from apps.accounts.principal import principal_for_user
+from apps.accounts.roles import DASHBOARD_ROLES, holds_any, is_human_owner
 from apps.accounts.services import LoginFailed, LoginThrottled, browser_login
 from apps.accounts.sso.selectors import sso_provider_for_email
 from apps.core.exceptions import Forbidden, NotFound, ServiceError
@@ -41,12 +42,6 @@ from apps.tasks.models import TaskStatus
 from apps.tasks.pipelines import PIPELINE_PREFIX
 from apps.tasks.selectors import execution_get
 
-DASHBOARD_ROLES = {"owner", "member"}
-
-
-def _may_decide_gates(principal: Principal) -> bool:
-    return not principal.is_token and "owner" in principal.roles
-
 
 def dashboard_view(view):
     """Login required (else to /login?next=…), and a team role still held; sets
@@ -57,7 +52,7 @@ def dashboard_view(view):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         principal = principal_for_user(request.user)
-        if not principal.roles & DASHBOARD_ROLES:
+        if not holds_any(principal, DASHBOARD_ROLES):
             auth_logout(request)
             messages.error(request, "Your account no longer belongs to a team.")
             return redirect_to_login(request.get_full_path())
@@ -69,7 +64,7 @@ def dashboard_view(view):
 
 def _page(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
     principal = request.sfp_principal
-    common = {"principal": principal, "may_decide_gates": _may_decide_gates(principal)}
+    common = {"principal": principal, "may_decide_gates": is_human_owner(principal)}
     return render(request, template, common | context, status=status)
 
 
@@ -360,7 +355,7 @@ def pipeline_decide_view(request: HttpRequest, operation_id: str) -> HttpRespons
 def pipeline_retry_view(request: HttpRequest, operation_id: str) -> HttpResponse:
     """Run a failed step of a pipeline again (owners; the API also allows application tokens)."""
     parent = _pipeline_or_404(operation_id)
-    if not _may_decide_gates(request.sfp_principal):
+    if not is_human_owner(request.sfp_principal):
         message = "Forbidden - Requires role: owner"
         return _page(request, "dashboard/forbidden.html", {"message": message}, status=403)
     form = StepRetryForm(request.POST)

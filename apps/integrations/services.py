@@ -9,10 +9,9 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from apps.accounts.audit import audit_event
-from apps.accounts.models import Role
 from apps.accounts.principal import Principal
-from apps.core.exceptions import Forbidden, InvalidRequest, NotFound
-from apps.core.permissions import requires_role_message
+from apps.accounts.roles import PRIVILEGED, require_any, require_human_owner
+from apps.core.exceptions import InvalidRequest, NotFound
 from apps.integrations.credential_schemas import validate_credentials
 from apps.integrations.models import Integration
 from apps.integrations.selectors import integrations_in_scope
@@ -22,8 +21,7 @@ from apps.projects.selectors import project_exists
 
 
 def _require_person_owner(actor: Principal) -> None:
-    if actor.is_token or Role.OWNER not in actor.roles:
-        raise Forbidden(requires_role_message([Role.OWNER]))
+    require_human_owner(actor)
 
 
 def _validate_scope(is_global: bool | None, projects: list[str] | None) -> None:
@@ -163,8 +161,7 @@ def integration_credentials_read(
     request: HttpRequest | None = None,
 ) -> list[dict]:
     """Decrypted credentials for owners and application tokens: project scope, then global."""
-    if not actor.roles & {Role.OWNER.value, Role.APPLICATION.value}:
-        raise Forbidden(requires_role_message([Role.OWNER, Role.APPLICATION]))
+    require_any(actor, PRIVILEGED)
     found = integrations_in_scope(provider=provider, project=project)
     if not found:
         raise NotFound("No integration found for specified filters")

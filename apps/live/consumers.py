@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from apps.accounts.roles import ANY_ROLE, holds_any, is_human_owner
 from apps.core import live_metrics
 from apps.core.events import group_name
 from apps.live import events
@@ -28,7 +29,6 @@ from apps.live.layer_watch import layer_watch
 
 logger = structlog.get_logger(__name__)
 
-READ_ROLES = {"owner", "member", "application"}
 CATCH_UP_CHUNK = 1000
 # Encoded frames of recent events, by (event, object key, seq): each is encoded for the first
 # socket it goes to and reused for the rest. A task's or lock's seq names one event, so a hit is
@@ -93,7 +93,7 @@ def _recheck(credential: tuple[str, str]):
         if user is None or str(session.get("_auth_user_id")) != str(user.pk):
             return None, events.CLOSE_UNAUTHENTICATED
         principal = principal_for_user(user)
-    if not principal.roles & READ_ROLES:
+    if not holds_any(principal, ANY_ROLE):
         return None, events.CLOSE_FORBIDDEN
     return principal, None
 
@@ -207,7 +207,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def _ready(self):
         if self.auth_deadline is not None:
             self.auth_deadline.cancel()
-        if not self.principal.roles & READ_ROLES:  # authenticated, but no role left
+        if not holds_any(self.principal, ANY_ROLE):  # authenticated, but no role left
             await self.close(code=events.CLOSE_FORBIDDEN)
             return
         if self.credential is not None:
@@ -328,14 +328,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.principal.is_token:
             return [f"{TriggerKind.TOKEN}.{self.principal.token.pk}"]
         feed = [f"{TriggerKind.USER}.{self.principal.user.pk}"]
-        if "owner" in self.principal.roles:
+        if is_human_owner(self.principal):
             feed.append(GATES_FEED)
         return feed
 
     async def _groups_for(self, content) -> list[str] | None:
         """The groups a subscription joins, or None (after telling the client why)."""
         kind = content.get("object")
-        if not self.principal.roles & READ_ROLES:
+        if not holds_any(self.principal, ANY_ROLE):
             await self._error("Forbidden - Requires role: owner, member, application")
             return None
         if kind == events.TASKS_FEED:

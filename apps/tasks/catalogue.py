@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from rest_framework import serializers
 
+from apps.accounts.roles import ANY_ROLE, PRIVILEGED
 from apps.core.exceptions import InvalidRequest
 from apps.tasks.models import Pool
 
@@ -96,7 +97,7 @@ class Operation:
     input_serializer: type[serializers.Serializer]
     command: Callable[[dict], list[str]] | None
     orgs: Callable[[dict], list[dict]] = field(default=lambda data: [])
-    allowed_roles: tuple[str, ...] = ("owner", "member", "application")
+    allowed_roles: tuple[str, ...] = ANY_ROLE
     locks_environment: bool = False  # holds the environment's lock while it runs
     pool: str = Pool.STANDARD
     retries: int = 1
@@ -163,7 +164,7 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: ["install", "--targetorg", "target", "--artifactdir", d["artifactDir"],
                        *(["--skipifalreadyinstalled"] if d["skipIfAlreadyInstalled"] else [])],
             lambda d: [_org("target", d["targetOrg"])],
-            ("owner", "application"),
+            PRIVILEGED,
             locks_environment=True,
             retries=2, backoff_seconds=60, timeout_seconds=3600,
         ),
@@ -182,7 +183,7 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: ["release", "--releasedefinition", d["releaseDefinition"], "--targetorg",
                        "target", *(["--dryrun"] if d["dryRun"] else [])],
             lambda d: [_org("target", d["targetOrg"])],
-            ("owner", "application"),
+            PRIVILEGED,
             locks_environment=True,
             pool=Pool.LONG_RUNNING, retries=0, timeout_seconds=4 * 3600,
         ),

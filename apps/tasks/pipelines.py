@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from apps.accounts.roles import PRIVILEGED
 from apps.core.exceptions import Conflict, InvalidRequest, NotFound
 from apps.tasks import lifecycle
 from apps.tasks.catalogue import operation
@@ -116,7 +117,7 @@ class PipelineDefinition:
     description: str
     validate: object
     steps: object
-    allowed_roles: tuple[str, ...] = ("owner", "application")
+    allowed_roles: tuple[str, ...] = PRIVILEGED
 
 
 PIPELINES = {

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.accounts.audit import audit_event
 from apps.accounts.principal import Principal
+from apps.accounts.roles import PRIVILEGED, is_privileged, require_human_owner
 from apps.core.exceptions import Conflict, Forbidden, InvalidRequest
 from apps.core.permissions import requires_role_message
 from apps.environments.models import Category, Environment, SalesforceOrg
@@ -55,12 +56,8 @@ def resolve_environment(actor: Principal | None, data: dict) -> dict:
         )
     if environment.org is None:
         raise InvalidRequest(f"Environment {name} has no registered org")
-    if (
-        actor is not None
-        and environment.category == Category.RELEASE
-        and not actor.roles & {"owner", "application"}
-    ):
-        raise Forbidden(requires_role_message(["owner", "application"]))
+    if actor is not None and environment.category == Category.RELEASE and not is_privileged(actor):
+        raise Forbidden(requires_role_message(PRIVILEGED))
     return data | {"targetOrg": environment.org.username}
 
 
@@ -287,7 +284,7 @@ def task_cancel(
         str(actor.user.pk),
         actor.token.pk if actor.token else "",
     )
-    if not (is_own or actor.roles & {"owner", "application"}):
+    if not (is_own or is_privileged(actor)):
         raise Forbidden("Only owners, application tokens or the submitter can cancel a task")
     if execution.schedule_type == ScheduleType.RECURRING and not execution.recurring_origin_id:
         # As published: cancelling a recurring task cancels its current run, not the recurrence.
@@ -393,8 +390,7 @@ def pipeline_decide(
     """An owner approves or rejects the gate a pipeline waits at."""
     from apps.tasks import pipelines
 
-    if actor.is_token or "owner" not in actor.roles:
-        raise Forbidden(requires_role_message(["owner"]))
+    require_human_owner(actor)
     gate = pipelines.decide_gate(
         parent=parent, step_name=step, approved=approved, by=actor.user.email, comment=comment
     )

@@ -1,5 +1,5 @@
 """No 5xx from the edges, walked: every URL pattern of the URLconf (read from the resolver, so a
-new route is walked without anyone listing it) × every HTTP method × {anonymous, owner}, with
+new route is walked without anyone listing it) by every HTTP method by {anonymous, owner}, with
 plausible and malformed path parameters; then JSON nested too deep and too large against every
 write method of every `/sfp/*` route. Nothing answers 5xx, every `/sfp/*` error is in the one
 error shape, an undeclared method is 405 with `Allow`, and nothing is logged at ERROR.
@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -25,14 +26,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "DELETE")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-# What fuzzers put in a path parameter: an integer id, a near-UUID, quotes and markup, a NUL
-# byte (PostgreSQL refuses it in any string), and a very long value.
-MALFORMED = ("1", "not-a-uuid", "00000000-0000-0000-0000-00000000000g", "%27%22%3Cx%3E", "%00",
-             "x" * 600)  # fmt: skip
+# What fuzzers put in a path parameter, by what it tests. A converter that only matches its own
+# shape (`uuid`, `int`, `slug`) refuses every odd value in the resolver alike, so one value is
+# enough there; a `str`/`path` parameter reaches the view, so it gets each kind: an integer id, a
+# non-UUID, quotes and markup, and a very long value. A NUL byte (PostgreSQL refuses it in any
+# string) is refused by the middleware before any route is resolved: one path per walk covers it.
+REACHES_THE_VIEW = ("1", "not-a-uuid", "%27%22%3Cx%3E", "x" * 600)
+REFUSED_BY_THE_RESOLVER = ("not-a-uuid",)
+NUL = "%00"
 _PARAMETER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 _REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^)]*)\)")
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
+
+
+def huge_json() -> bytes:
+    """A well-formed body one byte over the configured limit."""
+    limit = settings.SFP_API_MAX_JSON_BYTES
+    return b'{"a":"' + b"x" * (limit - 7) + b'"}'
 
 
 def url_patterns() -> list[tuple[str, URLPattern]]:
@@ -59,14 +70,20 @@ def fill(route: str, value_for) -> str:
     return "/" + path.replace("^", "").replace("$", "")
 
 
+def malformed_for(route: str) -> tuple[str, ...]:
+    """The odd values worth sending in `route`'s parameters (see REACHES_THE_VIEW)."""
+    converters = {match["converter"] or "str" for match in _PARAMETER.finditer(route)}
+    if _REGEX_GROUP.search(route) or converters & {"str", "path"}:
+        # The console's regex routes are Django's admin: one odd value shows it holds.
+        return REACHES_THE_VIEW if not route.startswith("admin/") else REFUSED_BY_THE_RESOLVER
+    return REFUSED_BY_THE_RESOLVER
+
+
 def paths_for(route: str, plausible: dict[str, str]) -> list[str]:
     if not (_PARAMETER.search(route) or _REGEX_GROUP.search(route)):
         return [fill(route, str)]
-    # The console (Django's admin) with fewer odd values: its views are Django's, and each of
-    # its pages costs ~10 ms as an owner (the role is re-read for every permission it asks).
-    malformed = MALFORMED if not route.startswith("admin/") else ("not-a-uuid", "%00")
     return [fill(route, lambda name: plausible.get(name, str(uuid.uuid4())))] + [
-        fill(route, lambda name, bad=bad: bad) for bad in malformed
+        fill(route, lambda name, bad=bad: bad) for bad in malformed_for(route)
     ]
 
 
@@ -120,10 +137,14 @@ def check(response, method: str, path: str, failures: list[str]) -> None:
     if is_api(path) and status >= 400 and method != "HEAD":
         is_json = response.get("Content-Type", "").startswith("application/json")
         body = response.json() if is_json else None
-        if not isinstance(body, dict) or body.get("statusCode") != status or not (
-            {"message", "error"} <= set(body)
+        if (
+            not isinstance(body, dict)
+            or body.get("statusCode") != status
+            or not ({"message", "error"} <= set(body))
         ):
-            failures.append(f"{status} {method} {path[:90]}: not the error shape: {response.content[:120]!r}")
+            failures.append(
+                f"{status} {method} {path[:90]}: not the error shape: {response.content[:120]!r}"
+            )
     if status == 405 and not response.get("Allow"):
         failures.append(f"405 {method} {path[:90]} without an Allow header")
 
@@ -137,17 +158,21 @@ def walk(routes, owner, plausible, caplog) -> tuple[int, list[str], set[str]]:
     anonymous = Client(raise_request_exception=False)
     signed_in = sign_in(Client(raise_request_exception=False), owner)
     caplog.set_level(logging.WARNING)
-    for route in routes:
-        for path in paths_for(route, plausible):
-            # DELETE last, so a walked delete takes nothing away from the other methods.
-            for method in METHODS:
-                for client in (anonymous, signed_in):
-                    body = b"{}" if method in WRITE_METHODS else None
-                    check(send(client, method, path, body), method, path, failures)
-                    requests += 1
-                if "logout" in path:
-                    sign_in(signed_in, owner)
-    errors = {f"{r.name}: {r.getMessage()[:160]}" for r in caplog.records if r.levelno >= logging.ERROR}
+    with_parameters = [route for route in routes if _PARAMETER.search(route)]
+    paths = [fill(with_parameters[0], lambda name: NUL)] if with_parameters else []
+    paths += [path for route in routes for path in paths_for(route, plausible)]
+    for path in paths:
+        # DELETE last, so a walked delete takes nothing away from the other methods.
+        for method in METHODS:
+            for client in (anonymous, signed_in):
+                body = b"{}" if method in WRITE_METHODS else None
+                check(send(client, method, path, body), method, path, failures)
+                requests += 1
+            if "logout" in path:
+                sign_in(signed_in, owner)
+    errors = {
+        f"{r.name}: {r.getMessage()[:160]}" for r in caplog.records if r.levelno >= logging.ERROR
+    }
     caplog.clear()
     # The owner was still an owner at the end: the walk was not anonymous twice over.
     if send(signed_in, "GET", "/sfp/api/users/me").status_code != 200:
@@ -166,7 +191,38 @@ def test_every_route_method_and_caller_answers_below_500(part, world, caplog):
     started = time.monotonic()
     requests, failures, errors = walk(routes, owner, plausible, caplog)
     elapsed = time.monotonic() - started
-    print(f"{part}: walked {len(routes)} of {len(every)} patterns, {requests} requests, {elapsed:.1f} s")
+    print(
+        f"{part}: walked {len(routes)} of {len(every)} patterns, {requests} requests, {elapsed:.1f} s"
+    )
     assert not failures, f"{len(failures)} bad answers:\n" + "\n".join(failures[:300])
     assert not errors, f"{len(errors)} distinct ERROR lines:\n" + "\n".join(sorted(errors)[:50])
     assert len(routes) > 40
+
+
+def test_deep_and_huge_json_against_every_write_method_answers_4xx(world, caplog):
+    """Every write method of every `/sfp/*` route, as both callers, with an array and an object
+    nested far past the limit and a body one byte over it: never a 5xx, always the error shape;
+    the owner's calls reach the parser (400 too deep, 413 too large)."""
+    owner, plausible = world
+    routes = [route for route, _ in url_patterns() if route.startswith("sfp/")]
+    bodies = (DEEP_JSON, DEEP_OBJECT, huge_json())
+    anonymous = Client(raise_request_exception=False)
+    signed_in = sign_in(Client(raise_request_exception=False), owner)
+    caplog.set_level(logging.WARNING)
+    failures: list[str] = []
+    owner_statuses: set[int] = set()
+    for route in routes:
+        path = paths_for(route, plausible)[0]
+        for method in WRITE_METHODS:
+            for body in bodies:
+                for client in (anonymous, signed_in):
+                    response = send(client, method, path, body)
+                    check(response, method, path, failures)
+                    if client is signed_in:
+                        owner_statuses.add(response.status_code)
+                if "logout" in path:
+                    sign_in(signed_in, owner)
+    errors = {r.getMessage()[:160] for r in caplog.records if r.levelno >= logging.ERROR}
+    assert not failures, f"{len(failures)} bad answers:\n" + "\n".join(failures[:300])
+    assert not errors, f"{len(errors)} distinct ERROR lines:\n" + "\n".join(sorted(errors))
+    assert {400, 413} <= owner_statuses

@@ -67,3 +67,80 @@ def test_schema_generation_has_no_warnings():
         "spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null", env=environment
     )
     assert result.returncode == 0, result.stderr
+
+
+def _operations(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            yield path, method, operation
+
+
+def test_every_operation_has_a_summary_its_roles_and_its_error_statuses(schema):
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, method, operation in _operations(schema):
+        where = f"{method.upper()} {path}"
+        assert operation.get("summary"), where
+        responses = operation["responses"]
+        expected = {"400"}
+        if operation["x-roles"]:
+            assert "Roles: " + ", ".join(operation["x-roles"]) in operation["description"], where
+            expected |= {"401", "403", "404"}
+        else:
+            assert "security" not in operation, where
+        if "{" in path:
+            expected.add("404")
+        if method in ("post", "put", "patch", "delete"):
+            expected.add("409")
+        if "requestBody" in operation:
+            expected.add("413")
+            assert "example" in operation["requestBody"]["content"]["application/json"], where
+        assert expected <= set(responses), (where, sorted(responses))
+        for status in expected:
+            assert responses[status]["content"]["application/json"]["schema"] == error, where
+    assert set(schema["components"]["schemas"]["Error"]["required"]) == {
+        "statusCode",
+        "message",
+        "error",
+    }
+
+
+def test_roles_are_the_views_declarations(schema):
+    tokens = schema["paths"]["/sfp/api/application-tokens"]
+    assert tokens["post"]["x-roles"] == ["owner"]
+    assert schema["paths"]["/sfp/api/locks"]["post"]["x-roles"] == ["owner", "application"]
+    assert schema["paths"]["/sfp/api/ping"]["get"]["x-roles"] == []
+    login = schema["paths"]["/sfp/api/auth/admin/login"]["post"]["responses"]
+    assert login["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+
+
+def test_internal_routes_are_not_published(schema):
+    assert not [path for path in schema["paths"] if "/internal/" in path]
+
+
+def test_task_submit_has_one_schema_per_task_type_discriminated_by_type(schema):
+    from apps.tasks.catalogue import OPERATIONS
+
+    components = schema["components"]["schemas"]
+    body = schema["paths"]["/sfp/api/tasks"]["post"]["requestBody"]["content"]["application/json"]
+    submit = components[body["schema"]["$ref"].rsplit("/", 1)[-1]]
+    assert submit["discriminator"]["propertyName"] == "type"
+    mapping = submit["discriminator"]["mapping"]
+    assert set(mapping) == set(OPERATIONS)
+    for name, reference in mapping.items():
+        per_type = components[reference.rsplit("/", 1)[-1]]
+        type_enum = components[per_type["properties"]["type"]["$ref"].rsplit("/", 1)[-1]]
+        assert type_enum["enum"] == [name]
+        data = components[per_type["properties"]["data"]["$ref"].rsplit("/", 1)[-1]]
+        declared = OPERATIONS[name].input_serializer()
+        assert set(data.get("properties", {})) == set(declared.fields)
+
+
+def test_environment_list_is_a_list_or_grouped_by_category(schema):
+    components = schema["components"]["schemas"]
+    response = schema["paths"]["/sfp/api/environments"]["get"]["responses"]["200"]
+    listed = components[response["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+    shapes = listed["oneOf"]
+    assert shapes[0]["type"] == "array"
+    grouped = components[shapes[1]["$ref"].split("/")[-1]]
+    assert set(grouped["properties"]) == {"dev", "test", "snapshot", "release"}
+    assert all(group["type"] == "array" for group in grouped["properties"].values())

@@ -4,6 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from apps.accounts.models import TeamRole
+from apps.accounts.roles import Role
 
 
 class AdminLoginSerializer(serializers.Serializer):
@@ -27,7 +28,7 @@ class UserSerializer(serializers.Serializer):
     firstName = serializers.CharField()
     lastName = serializers.CharField()
     email = serializers.EmailField()
-    role = serializers.ChoiceField(choices=["owner", "member", "application"], allow_null=True)
+    role = serializers.ChoiceField(choices=Role.values, allow_null=True)
     teams = serializers.ListField(child=serializers.CharField())
     authData = serializers.DictField(required=False)
 

@@ -37,15 +37,12 @@ from apps.accounts.api.serializers import (
 )
 from apps.accounts.authentication import authenticate_access_token
 from apps.accounts.models import ApplicationToken, Role, Team, TeamRole
+from apps.accounts.roles import ANY_ROLE, DASHBOARD_ROLES, OWNER, is_privileged
 from apps.accounts.tokens import TokenError
 from apps.core.exceptions import Forbidden
 from apps.core.pagination import limit_offset
 from apps.core.permissions import PUBLIC, requires_role_message
 from apps.core.validation import validated
-
-OWNER = (Role.OWNER.value,)
-OWNER_MEMBER = (Role.OWNER.value, Role.MEMBER.value)
-ANY_ROLE = (Role.OWNER.value, Role.MEMBER.value, Role.APPLICATION.value)
 
 _success = inline_serializer("SuccessResponse", {"success": serializers.BooleanField()})
 
@@ -202,6 +199,7 @@ class MeView(APIView):
 
 class UsersView(APIView):
     allowed_roles = {"GET": OWNER, "POST": OWNER, "DELETE": OWNER}
+    delete_takes_body = True  # the email of the user to delete, as published
 
     @extend_schema(
         operation_id="UsersController_listUsers",
@@ -209,7 +207,7 @@ class UsersView(APIView):
         tags=["Users"],
         parameters=[
             OpenApiParameter("team", str, description="Team slug"),
-            OpenApiParameter("role", str, enum=["owner", "member"]),
+            OpenApiParameter("role", str, enum=TeamRole.values),
             OpenApiParameter("limit", int),
             OpenApiParameter("offset", int),
             OpenApiParameter("lookup", str, enum=["email"]),
@@ -300,7 +298,7 @@ class UsersView(APIView):
 
 
 class UserDetailView(APIView):
-    allowed_roles = {"GET": OWNER_MEMBER, "PUT": OWNER_MEMBER}
+    allowed_roles = {"GET": DASHBOARD_ROLES, "PUT": DASHBOARD_ROLES}
 
     def _target(self, request: Request, email: str):
         user = selectors.user_by_email(email)
@@ -378,7 +376,7 @@ class TeamSerializer(serializers.Serializer):
 
 
 class TeamsView(APIView):
-    allowed_roles = {"GET": OWNER_MEMBER, "POST": OWNER}
+    allowed_roles = {"GET": DASHBOARD_ROLES, "POST": OWNER}
 
     @extend_schema(
         operation_id="TeamsController_listTeams",
@@ -441,7 +439,7 @@ class TeamMembersView(APIView):
         summary="List members of a team",
         tags=["Teams"],
         parameters=[
-            OpenApiParameter("role", str, enum=["owner", "member"]),
+            OpenApiParameter("role", str, enum=TeamRole.values),
             OpenApiParameter("limit", int),
             OpenApiParameter("offset", int),
         ],
@@ -455,10 +453,7 @@ class TeamMembersView(APIView):
     def get(self, request: Request, slug: str) -> Response:
         team = selectors.team_by_slug(slug)
         principal = request.auth
-        if not (
-            principal.roles & {Role.OWNER.value, Role.APPLICATION.value}
-            or selectors.is_team_member(principal.user, team)
-        ):
+        if not (is_privileged(principal) or selectors.is_team_member(principal.user, team)):
             raise Forbidden("Forbidden - not a member of team " + team.slug)
         role = request.query_params.get("role")
         if role and role not in TeamRole.values:
@@ -500,7 +495,7 @@ class TeamMembersView(APIView):
 
 
 class TeamMemberView(APIView):
-    allowed_roles = {"DELETE": OWNER_MEMBER}
+    allowed_roles = {"DELETE": DASHBOARD_ROLES}
 
     @extend_schema(
         operation_id="TeamsController_removeTeamMember",

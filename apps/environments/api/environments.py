@@ -3,16 +3,23 @@ update, delete, orchestration order, lock (one, or any free one of a set: ours) 
 credentials for the lock holder."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.roles import ANY_ROLE, OWNER, PRIVILEGED, is_privileged
 from apps.core.exceptions import InvalidRequest
 from apps.core.validation import validated
 from apps.environments.api.locks import _lock, idempotency_key
-from apps.environments.api.orgs import ANY_ROLE, OWNER, OWNER_APPLICATION, _flag
+from apps.environments.api.orgs import _flag
 from apps.environments.models import Category
 from apps.environments.selectors import environments as environment_reads
 from apps.environments.selectors import locks as lock_reads
@@ -105,10 +112,41 @@ _environment = inline_serializer(
     "Environment",
     {
         "id": serializers.UUIDField(),
+        "repositoryIdentifier": serializers.CharField(),
+        "repositoryName": serializers.CharField(),
         "name": serializers.CharField(),
-        "category": serializers.CharField(),
+        "description": serializers.CharField(),
+        "category": serializers.ChoiceField(choices=Category.choices),
+        "salesforceUsername": serializers.CharField(allow_null=True),
+        "devHubUsername": serializers.CharField(allow_null=True),
+        "isActive": serializers.BooleanField(),
+        "isDefault": serializers.BooleanField(),
+        "isLocked": serializers.BooleanField(),
+        "lockedBy": serializers.CharField(allow_null=True),
+        "lockExpiresAt": serializers.DateTimeField(allow_null=True),
+        "lockExpiresInSeconds": serializers.IntegerField(allow_null=True),
         "lockStatus": serializers.DictField(),
+        "metadata": serializers.JSONField(),
+        "tags": serializers.ListField(child=serializers.CharField()),
+        "branch": serializers.CharField(),
+        "orchestrationOrder": serializers.IntegerField(),
+        "createdAt": serializers.DateTimeField(),
+        "updatedAt": serializers.DateTimeField(),
     },
+)
+# Without `category` the list is grouped: one key per category, each a list (as published).
+_environments_grouped = inline_serializer(
+    "EnvironmentsByCategory",
+    {category: _environment.__class__(many=True) for category in Category.values},
+)
+_environments_list = OpenApiResponse(
+    response=PolymorphicProxySerializer(
+        component_name="EnvironmentList",
+        serializers=[_environment.__class__(many=True), _environments_grouped],
+        resource_type_field_name=None,
+        many=False,
+    ),
+    description="A list when `category` is given, else grouped by category.",
 )
 
 
@@ -126,7 +164,7 @@ class EnvironmentsView(APIView):
             OpenApiParameter("branch", str),
             OpenApiParameter("tags", str, many=True, description="All must match"),
         ],
-        responses={200: _environment},
+        responses={200: _environments_list},
     )
     def get(self, request: Request) -> Response:
         params = request.query_params
@@ -241,7 +279,7 @@ class EnvironmentView(APIView):
 
 
 class EnvironmentMetadataView(APIView):
-    allowed_roles = {"PATCH": OWNER_APPLICATION}
+    allowed_roles = {"PATCH": PRIVILEGED}
 
     @extend_schema(
         operation_id="EnvironmentsController_patchMetadata",
@@ -290,11 +328,7 @@ def _lock_body(request: Request, environment, ticket, data: dict) -> dict:
         "expiresAt": ticket.expires_at.isoformat() if ticket.expires_at else None,
         "salesforceUsername": environment.org.username if environment.org else None,
     }  # fmt: skip
-    if (
-        body["status"] == "acquired"
-        and data["authType"] != "none"
-        and request.auth.roles & set(OWNER_APPLICATION)
-    ):
+    if body["status"] == "acquired" and data["authType"] != "none" and is_privileged(request.auth):
         body |= environments.environment_credentials(
             actor=request.auth, environment=environment, ticket_id=ticket.ticket_id,
             auth_type=data["authType"], request=request._request,
@@ -362,7 +396,7 @@ class EnvironmentLockAnyView(APIView):
 
 
 class EnvironmentCredentialsView(APIView):
-    allowed_roles = {"GET": OWNER_APPLICATION}
+    allowed_roles = {"GET": PRIVILEGED}
 
     @extend_schema(
         operation_id="EnvironmentsController_credentials",

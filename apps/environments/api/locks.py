@@ -11,14 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.roles import ANY_ROLE, PRIVILEGED
 from apps.core.exceptions import InvalidRequest
 from apps.core.validation import validated
 from apps.environments.selectors import locks as lock_reads
 from apps.environments.services import locks
 from apps.environments.services.environments import MAX_WAIT_SECONDS
 
-ANY_ROLE = ("owner", "member", "application")
-OWNER_APPLICATION = ("owner", "application")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -109,7 +108,7 @@ def _wait_seconds(request: Request) -> int:
 
 
 class LocksView(APIView):
-    allowed_roles = {"POST": OWNER_APPLICATION}
+    allowed_roles = {"POST": PRIVILEGED}
 
     @extend_schema(
         operation_id="MutexController_queueLock",

@@ -11,14 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.roles import ANY_ROLE, OWNER, PRIVILEGED
 from apps.core.exceptions import InvalidRequest
 from apps.core.validation import validated
 from apps.environments.selectors import orgs as selectors
 from apps.environments.services import orgs as services
-
-ANY_ROLE = ("owner", "member", "application")
-OWNER = ("owner",)
-OWNER_APPLICATION = ("owner", "application")
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -83,7 +80,7 @@ _INCLUDE = OpenApiParameter(
 
 
 class RegisterOrgView(APIView):
-    allowed_roles = {"POST": OWNER_APPLICATION}
+    allowed_roles = {"POST": PRIVILEGED}
 
     @extend_schema(
         operation_id="SalesforceAuthController_register",

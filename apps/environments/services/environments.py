@@ -12,8 +12,8 @@ from django.http import HttpRequest
 
 from apps.accounts.audit import audit_event
 from apps.accounts.principal import Principal
+from apps.accounts.roles import PRIVILEGED, require_any
 from apps.core.exceptions import Conflict, Forbidden, InvalidRequest
-from apps.core.permissions import requires_role_message
 from apps.environments.models import (
     Category,
     Environment,
@@ -27,7 +27,6 @@ from apps.environments.services import locks
 from apps.integrations.salesforce import SalesforceError, connect, parse_auth_url
 from apps.integrations.vault import unseal_from
 
-PRIVILEGED = ("owner", "application")
 MAX_WAIT_SECONDS = 120
 EDITABLE = {
     "description": "description",
@@ -42,8 +41,8 @@ EDITABLE = {
 
 
 def _require_privileged_for_release(actor: Principal, environment: Environment, what: str) -> None:
-    if environment.category == Category.RELEASE and not actor.roles & set(PRIVILEGED):
-        raise Forbidden(requires_role_message(PRIVILEGED) + f" ({what} a release environment)")
+    if environment.category == Category.RELEASE:
+        require_any(actor, PRIVILEGED, why=f"{what} a release environment")
 
 
 def _org(username: str | None) -> SalesforceOrg | None:
@@ -234,8 +233,7 @@ def environment_credentials(
     request: HttpRequest | None = None,
 ) -> dict:
     """The org's credentials, for the current holder of the environment's lock only."""
-    if not actor.roles & set(PRIVILEGED):
-        raise Forbidden(requires_role_message(PRIVILEGED))
+    require_any(actor, PRIVILEGED)
     ticket = lock_ticket_get(
         repository=environment.project.identifier, resource=environment.lock_resource,
         ticket_id=ticket_id,

@@ -35,6 +35,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from apps.accounts.principal import Principal
+from apps.accounts.roles import PRIVILEGED, is_privileged, require_human_owner
 from apps.core.events import publish
 from apps.core.exceptions import Conflict, Forbidden, InvalidRequest, NotFound
 from apps.core.permissions import requires_role_message
@@ -451,13 +452,13 @@ def _may_act(principal: Principal | None, holder: Holder | None, holder_key: str
         return holder.key == holder_key
     if principal is None:
         return False
-    if principal.roles & {"owner", "application"}:
+    if is_privileged(principal):
         return True
     return Holder.of(principal).key == holder_key
 
 
 def _refuse() -> Forbidden:
-    return Forbidden(requires_role_message(["lock holder", "owner", "application"]))
+    return Forbidden(requires_role_message(["lock holder", *PRIVILEGED]))
 
 
 def lock_release(
@@ -582,8 +583,7 @@ def lock_force_release(*, actor: Principal, ticket: LockTicket, request=None) ->
     console's lock board and the dashboard's; audited as `lock.force_released`."""
     from apps.accounts.audit import audit_event
 
-    if actor.is_token or "owner" not in actor.roles:
-        raise Forbidden(requires_role_message(["owner"]))
+    require_human_owner(actor)
     before = {"status": ticket.status, "holder": ticket.holder_label}
     released = lock_release(
         repository=ticket.resource_row.repository, resource=ticket.resource_row.resource,

@@ -9,21 +9,17 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.audit import audit_event
-from apps.accounts.models import Role
 from apps.accounts.principal import Principal
-from apps.core.exceptions import Forbidden, InvalidRequest
-from apps.core.permissions import requires_role_message
+from apps.accounts.roles import PRIVILEGED, require_any
+from apps.core.exceptions import InvalidRequest
 from apps.environments.models import SalesforceOrg
 from apps.environments.selectors.orgs import org_by_username, org_dto
 from apps.integrations.salesforce import SalesforceError, connect, parse_auth_url
 from apps.integrations.vault import seal_for, unseal_from
 
-CREDENTIAL_ROLES = (Role.OWNER.value, Role.APPLICATION.value)
-
 
 def require_credential_role(actor: Principal) -> None:
-    if not actor.roles & set(CREDENTIAL_ROLES):
-        raise Forbidden(requires_role_message(CREDENTIAL_ROLES))
+    require_any(actor, PRIVILEGED)
 
 
 def _snapshot(org: SalesforceOrg) -> dict:

@@ -7,14 +7,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.roles import OWNER, PRIVILEGED, Role
 from apps.core.exceptions import InvalidRequest
 from apps.core.validation import validated
 from apps.integrations import grants, selectors, services
 from apps.integrations.models import AuthType, Provider
 
-OWNER = ("owner",)
-OWNER_APPLICATION = ("owner", "application")
-APPLICATION = ("application",)
+APPLICATION = (Role.APPLICATION,)
 
 # The older published body used snake_case; both spellings are accepted.
 _LEGACY_NAMES = {"auth_type": "authType", "is_global": "isGlobal"}
@@ -186,7 +185,7 @@ class IntegrationTestConnectionView(APIView):
 
 
 class IntegrationCredentialsView(APIView):
-    allowed_roles = {"GET": OWNER_APPLICATION, "POST": OWNER_APPLICATION}
+    allowed_roles = {"GET": PRIVILEGED, "POST": PRIVILEGED}
 
     def _answer(self, request: Request, params) -> Response:
         query = validated(CredentialsQuerySerializer, params)

@@ -7,13 +7,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.roles import ANY_ROLE, OWNER, PRIVILEGED
 from apps.core.validation import validated
 from apps.projects import selectors, services
 from apps.projects.models import Platform
-
-OWNER = ("owner",)
-OWNER_APPLICATION = ("owner", "application")
-ANY_ROLE = ("owner", "member", "application")
 
 
 class CreateProjectSerializer(serializers.Serializer):
@@ -83,7 +80,7 @@ class ProjectsView(APIView):
 
 
 class ProjectDetailView(APIView):
-    allowed_roles = {"GET": ANY_ROLE, "PATCH": OWNER_APPLICATION, "DELETE": OWNER}
+    allowed_roles = {"GET": ANY_ROLE, "PATCH": PRIVILEGED, "DELETE": OWNER}
 
     @extend_schema(
         operation_id="ProjectsController_getProject",
