@@ -36,8 +36,10 @@ def declared_roles(view, method: str) -> tuple[str, ...] | str:
             declaration = by_method.get("GET")
         if declaration is None and method.upper() == "OPTIONS" and by_method:
             declared = list(by_method.values())
-            declaration = PUBLIC if PUBLIC in declared else tuple(
-                dict.fromkeys(role for roles in declared for role in roles)
+            declaration = (
+                PUBLIC
+                if PUBLIC in declared
+                else tuple(dict.fromkeys(role for roles in declared for role in roles))
             )
     if declaration is None:
         raise ImproperlyConfigured(f"{type(view).__name__} declares no allowed_roles for {method}")
