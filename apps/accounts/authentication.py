@@ -5,14 +5,23 @@ message says what was wrong (expired, revoked, invalid), as the published server
 authenticated callers. The principal is also left on the Django request for the audit log.
 """
 
+import uuid
 from datetime import timedelta
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from apps.accounts.models import ApplicationToken, RefreshToken, User
-from apps.accounts.principal import Principal, principal_for_token, principal_for_user
+from apps.accounts.principal import (
+    Principal,
+    principal_for_token,
+    principal_for_user,
+    roles_for_token,
+    roles_from_flags,
+    team_role_flags,
+)
 from apps.accounts.tokens import APP_TOKEN_PREFIX, TokenError, decode_access_token, token_hash
 
 # last_used_at is written at most this often per token, not on every request.
@@ -20,8 +29,10 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def authenticate_app_token(raw: str) -> Principal:
+    """One query: the token, its creator and the creator's team roles."""
     token = (
         ApplicationToken.objects.select_related("created_by")
+        .annotate(**team_role_flags("created_by_id"))
         .filter(token_hash=token_hash(raw))
         .first()
     )
@@ -37,20 +48,35 @@ def authenticate_app_token(raw: str) -> Principal:
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApplicationToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
-    return principal_for_token(token)
+    creator_roles = roles_from_flags(
+        is_active=True, owner=token.holds_team_owner, member=token.holds_team_membership
+    )
+    return principal_for_token(token, roles=roles_for_token(creator_roles))
 
 
 def authenticate_access_token(raw: str) -> Principal:
+    """One query after the signature check: the user, whether the session is live, the roles."""
     claims = decode_access_token(raw)
-    user = User.objects.filter(pk=claims.user_id, is_active=True).first()
+    try:
+        session_family = uuid.UUID(claims.session_id)
+    except ValueError:
+        raise TokenError("Invalid access token") from None
+    live_session = RefreshToken.objects.filter(
+        family=session_family, user_id=OuterRef("pk"), revoked_at__isnull=True
+    )
+    user = (
+        User.objects.annotate(session_live=Exists(live_session), **team_role_flags("pk"))
+        .filter(pk=claims.user_id, is_active=True)
+        .first()
+    )
     if user is None:
         raise TokenError("Invalid access token")
-    session_live = RefreshToken.objects.filter(
-        family=claims.session_id, user=user, revoked_at__isnull=True
-    ).exists()
-    if not session_live:
+    if not user.session_live:
         raise TokenError("Session has been revoked")
-    return principal_for_user(user, session_id=claims.session_id)
+    roles = roles_from_flags(
+        is_active=True, owner=user.holds_team_owner, member=user.holds_team_membership
+    )
+    return principal_for_user(user, session_id=claims.session_id, roles=roles)
 
 
 def authenticate_bearer(raw: str) -> Principal:
