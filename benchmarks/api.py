@@ -9,7 +9,9 @@ servers run side by side with the same worker class, workers and threads (`BENCH
 The load generator is an asyncio client in this process holding `BENCH_API_CONNECTIONS` (16)
 keep-alive connections, each sending its next request as soon as the last answer is read. Cases
 take turns in short rounds so a noisy moment on the shared machine lands on all of them alike.
-Afterwards the audit table must hold one row per authenticated request sent.
+Besides req/s and latency it prints the servers' CPU per request (user + system time of the
+gunicorn master and workers, from /proc), which a busy shared machine disturbs less than
+throughput. Afterwards the audit table must hold one row per authenticated request sent.
 Targets: each case at least half the baseline's req/s, p99 ≤ 25 ms.
 """
 
@@ -185,6 +187,17 @@ async def _drive(port: int, path: str, authorization: str, seconds: float) -> di
     return {"seconds": time.perf_counter() - began, "requests": sum(counts), "latencies": latencies}
 
 
+def _server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a gunicorn master and its workers so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for process in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def _summary(runs: list[dict]) -> dict:
     latencies = [value for run in runs for value in run["latencies"]]
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
@@ -193,6 +206,7 @@ def _summary(runs: list[dict]) -> dict:
         "rps": sum(run["requests"] for run in runs) / sum(run["seconds"] for run in runs),
         "p50_ms": cuts[49] * 1000,
         "p99_ms": cuts[98] * 1000,
+        "cpu_ms": 1000 * sum(run["cpu"] for run in runs) / sum(run["requests"] for run in runs),
     }
 
 
@@ -205,7 +219,9 @@ def _audit_rows() -> int:
         ).fetchone()[0]
 
 
-def _measure(ours_port: int, baseline_port: int, credentials: dict) -> tuple[dict, int]:
+def _measure(servers: dict[int, int], credentials: dict) -> tuple[dict, int]:
+    """`servers` maps each port to its gunicorn master's pid."""
+    ours_port, baseline_port = servers
     cases = {BASELINE: (baseline_port, "/", "")}
     for path in PATHS:
         for kind, raw in credentials.items():
@@ -217,7 +233,9 @@ def _measure(ours_port: int, baseline_port: int, credentials: dict) -> tuple[dic
         authenticated += result["requests"] if authorization else 0
     for _ in range(ROUNDS):
         for label, (port, path, authorization) in cases.items():
+            cpu_before = _server_cpu_seconds(servers[port])
             result = asyncio.run(_drive(port, path, authorization, ROUND_SECONDS))
+            result["cpu"] = _server_cpu_seconds(servers[port]) - cpu_before
             runs[label].append(result)
             authenticated += result["requests"] if authorization else 0
     return {label: _summary(values) for label, values in runs.items()}, authenticated
@@ -230,7 +248,7 @@ def _report(results: dict, sent: int, recorded: int) -> None:
         f" threads, {ROUNDS} rounds x {ROUND_SECONDS:.0f} s per case, PostgreSQL, cpus "
         f"{os.cpu_count()}"
     )
-    print(f"{'case':52} {'req/s':>7} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'case':52} {'req/s':>7} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms/req':>10}")
     missed = []
     for label, figures in results.items():
         ratio = figures["rps"] / baseline
@@ -239,7 +257,7 @@ def _report(results: dict, sent: int, recorded: int) -> None:
             missed.append(label)
         print(
             f"{label:52} {figures['rps']:7.0f} {ratio:5.2f}x {figures['p50_ms']:7.2f}"
-            f" {figures['p99_ms']:7.2f}{'' if ok else '  MISSES TARGET'}"
+            f" {figures['p99_ms']:7.2f} {figures['cpu_ms']:10.2f}{'' if ok else '  MISSES TARGET'}"
         )
     print(f"audit rows: {recorded:,} for {sent:,} authenticated requests sent")
     if recorded < sent:
@@ -274,7 +292,9 @@ def run() -> None:
             env, baseline_port,
         ))  # fmt: skip
         before = _audit_rows()
-        results, sent = _measure(ours_port, baseline_port, credentials)
+        results, sent = _measure(
+            {ours_port: servers[0].pid, baseline_port: servers[1].pid}, credentials
+        )
         for server in servers:
             server.terminate()
             server.wait()
