@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ["http_stack", "task_queue", "lock_queue", "ws_fanout", "list_scale"]
+BENCHMARKS = ["http_stack", "task_queue", "lock_queue", "ws_fanout", "list_scale", "api"]
 
 
 def main(names: list[str]) -> None:

@@ -3,6 +3,8 @@
 A principal is built by authentication from the database on every request: a user's roles from
 their memberships, an application token's from its creator's *current* roles. Nothing is cached
 across requests, so role changes, demotions and removals apply from the next request.
+Authentication reads the roles in the same query as the credential (`roles_from_flags`), so one
+round trip establishes who is calling and what they may do.
 """
 
 from dataclasses import dataclass
@@ -33,30 +35,52 @@ class Principal:
         return f"token:{self.token.pk}" if self.token else f"user:{self.user.pk}"
 
 
-def user_roles(user: User) -> frozenset[str]:
-    """Organisation roles of a user: an owner also holds member (the role hierarchy)."""
-    if not user.is_active:
+def roles_from_flags(*, is_active: bool, owner: bool, member: bool) -> frozenset[str]:
+    """Organisation roles: an owner also holds member (the role hierarchy); inactive, none."""
+    if not is_active:
         return frozenset()
-    team_roles = set(user.memberships.values_list("role", flat=True))
-    if TeamRole.OWNER in team_roles:
+    if owner:
         return frozenset({Role.OWNER.value, Role.MEMBER.value})
-    if TeamRole.MEMBER in team_roles:
+    if member:
         return frozenset({Role.MEMBER.value})
     return frozenset()
 
 
-def token_roles(token: ApplicationToken) -> frozenset[str]:
+def user_roles(user: User) -> frozenset[str]:
+    """Organisation roles of a user, read from their memberships."""
+    if not user.is_active:
+        return frozenset()
+    team_roles = set(user.memberships.values_list("role", flat=True))
+    return roles_from_flags(
+        is_active=True, owner=TeamRole.OWNER in team_roles, member=bool(team_roles)
+    )
+
+
+def roles_for_token(creator_roles: frozenset[str]) -> frozenset[str]:
     """A token acts as `application` while its creator is an owner, and never beyond the creator:
     a creator demoted to member caps it at member; one with no role left leaves it none."""
-    creator = user_roles(token.created_by)
-    if Role.OWNER in creator:
+    if Role.OWNER in creator_roles:
         return frozenset({Role.APPLICATION.value})
-    return creator
+    return creator_roles
 
 
-def principal_for_user(user: User, *, session_id: str | None = None) -> Principal:
-    return Principal(user=user, roles=user_roles(user), session_id=session_id)
+def token_roles(token: ApplicationToken) -> frozenset[str]:
+    return roles_for_token(user_roles(token.created_by))
 
 
-def principal_for_token(token: ApplicationToken) -> Principal:
-    return Principal(user=token.created_by, roles=token_roles(token), token=token)
+def principal_for_user(
+    user: User, *, session_id: str | None = None, roles: frozenset[str] | None = None
+) -> Principal:
+    """`roles` when the caller already read them with the user (`roles_from_flags`)."""
+    if roles is None:
+        roles = user_roles(user)
+    return Principal(user=user, roles=roles, session_id=session_id)
+
+
+def principal_for_token(
+    token: ApplicationToken, *, roles: frozenset[str] | None = None
+) -> Principal:
+    """`roles` when the caller already read the creator's with the token (`roles_from_flags`)."""
+    if roles is None:
+        roles = token_roles(token)
+    return Principal(user=token.created_by, roles=roles, token=token)
