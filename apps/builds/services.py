@@ -144,16 +144,15 @@ def _delivery_store_and_route(
     except IntegrityError:
         return _duplicate_record(provider=provider, delivery_id=delivery_id)
     delivery.is_duplicate = False
-    pipeline = routing.route_match(routing.routes_for(project.configuration or {}), event_facts)
-    delivery.route = pipeline or ""
-    if pipeline is None:
-        delivery.reason = f"stored; no route for {event}" + (
-            f" ({event_facts.action})" if event_facts.action else ""
-        )
-    elif pipeline == "build":
-        _build_for_delivery(delivery, project)
-    else:
-        delivery.reason = f"routed to {pipeline}; review-environment pools are not available yet"
+    try:
+        routes = routing.routes_for(project.configuration or {})
+    except InvalidRequest as error:
+        # A bad table is the project's problem, not GitHub's: keep the delivery, say why.
+        routes = None
+        delivery.status = DeliveryStatus.REJECTED
+        delivery.reason = f"configuration.webhookRoutes is invalid: {error.message}"[:255]
+    if routes is not None:
+        _route(delivery, project, routes, event_facts)
     delivery.save(update_fields=["route", "reason", "status", "task_operation_id"])
     log.info(
         "webhook.accepted",
@@ -165,6 +164,21 @@ def _delivery_store_and_route(
         task=delivery.task_operation_id,
     )
     return delivery
+
+
+def _route(
+    delivery: WebhookDelivery, project: Project, routes: list[dict], facts: routing.EventFacts
+) -> None:
+    pipeline = routing.route_match(routes, facts)
+    delivery.route = pipeline or ""
+    if pipeline is None:
+        delivery.reason = f"stored; no route for {delivery.event}" + (
+            f" ({facts.action})" if facts.action else ""
+        )
+    elif pipeline == "build":
+        _build_for_delivery(delivery, project)
+    else:
+        delivery.reason = f"routed to {pipeline}; review-environment pools are not available yet"
 
 
 def _duplicate_record(*, provider: str, delivery_id: str) -> WebhookDelivery:

@@ -264,3 +264,43 @@ def test_deliveries_are_listed_for_owners_and_applications(secret):
 
 def test_deliveries_listing_refuses_anonymous():
     assert APIClient().get("/sfp/api/repository/webhook-deliveries").status_code == 401
+
+
+def test_configured_routes_replace_the_defaults(project, secret):
+    project.configuration = {
+        "devHubs": [DEVHUB],
+        "webhookRoutes": [{"event": "push", "branches": ["develop"], "pipeline": "build"}],
+    }
+    project.save()
+    assert deliver(push(branch="main"), secret=secret, delivery="m").json()["taskId"] is None
+    assert deliver(push(branch="develop"), secret=secret, delivery="d").json()["taskId"]
+
+
+def test_invalid_configured_routes_keep_the_delivery_as_rejected(project, secret):
+    project.configuration = {"webhookRoutes": [{"event": "push", "pipeline": "deploy"}]}
+    project.save()
+    response = deliver(push(), secret=secret)
+    assert response.status_code == 202
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.REJECTED
+    assert delivery.reason.startswith("configuration.webhookRoutes is invalid: webhookRoutes[0]")
+    assert not TaskExecution.objects.exists()
+
+
+def test_pull_request_routes_to_validate_and_says_it_cannot_start_yet(secret):
+    body = json.dumps(
+        {
+            "action": "opened",
+            "pull_request": {"head": {"ref": "feature/x", "sha": "c" * 40}},
+            "repository": {"full_name": "acme/app", "default_branch": "main"},
+        }
+    ).encode()
+    response = deliver(body, secret=secret, event="pull_request", delivery="pr-1")
+    assert response.status_code == 202
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.route, delivery.branch, delivery.commit_sha) == (
+        "validate",
+        "feature/x",
+        "c" * 40,
+    )
+    assert delivery.reason == "routed to validate; review-environment pools are not available yet"
