@@ -9,6 +9,8 @@ A redelivery (same `X-GitHub-Delivery`) is counted on the original and starts no
 two copies race: the unique constraint makes the second wait for the first and then see it.
 """
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -100,6 +102,76 @@ def github_delivery_receive(
         payload=payload,
         facts=_github_facts(event, payload, repository),
     )
+
+
+# Azure DevOps service hook types → the routing table's (event, action) vocabulary.
+_AZURE_EVENTS = {
+    "git.push": ("push", ""),
+    "git.pullrequest.created": ("pull_request", "opened"),
+    "git.pullrequest.updated": ("pull_request", "synchronize"),
+    "git.pullrequest.merged": ("pull_request", "closed"),
+}
+
+
+def azure_delivery_receive(
+    *, body: bytes, authorization: str | None, repository: str | None
+) -> WebhookDelivery:
+    """Verify, store and route one Azure DevOps service-hook notification. The hook is set up
+    with basic authentication whose password is the project's webhook secret, and a URL naming
+    the repository (`?repositoryIdentifier=org/project/repo`)."""
+    project = Project.objects.filter(identifier=repository).first() if repository else None
+    secret = _project_secret(project) if project else None
+    password = _basic_password(authorization)
+    if (
+        secret is None
+        or password is None
+        or not hmac.compare_digest(password.encode(), secret.encode())
+    ):
+        log.warning("webhook.signature_rejected", provider="azure-devops")
+        raise _rejected()
+    payload = _parse_object(body)
+    notification_id = payload.get("id")
+    event_type = payload.get("eventType")
+    if not isinstance(notification_id, str | int) or not isinstance(event_type, str):
+        raise InvalidRequest("An Azure DevOps notification needs id and eventType")
+    if len(str(notification_id)) > 100 or len(event_type) > 100:
+        raise InvalidRequest("id and eventType are at most 100 characters")
+    return _delivery_store_and_route(
+        provider=DeliveryProvider.AZURE_DEVOPS,
+        project=project,
+        delivery_id=str(notification_id),
+        event=event_type,
+        payload=payload,
+        facts=_azure_facts(event_type, payload),
+    )
+
+
+def _basic_password(authorization: str | None) -> str | None:
+    if not authorization or not authorization.startswith("Basic "):
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:], validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
+
+
+def _azure_facts(event_type: str, payload: dict) -> tuple[routing.EventFacts, str]:
+    event, action = _AZURE_EVENTS.get(event_type, (event_type, ""))
+    resource = payload.get("resource") if isinstance(payload.get("resource"), dict) else {}
+    repo = resource.get("repository") if isinstance(resource.get("repository"), dict) else {}
+    default_branch = str(repo.get("defaultBranch") or "").removeprefix("refs/heads/")
+    branch, sha = "", ""
+    updates = resource.get("refUpdates")
+    if event == "push" and isinstance(updates, list) and updates and isinstance(updates[0], dict):
+        ref = str(updates[0].get("name") or "")
+        branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else ""
+        sha = str(updates[0].get("newObjectId") or "")
+    elif event == "pull_request":
+        branch = str(resource.get("sourceRefName") or "").removeprefix("refs/heads/")
+        commit = resource.get("lastMergeSourceCommit")
+        sha = str(commit.get("commitId") or "") if isinstance(commit, dict) else ""
+    return routing.EventFacts(event, action, branch, default_branch), sha
 
 
 def _github_facts(event: str, payload: dict, repository: dict) -> tuple[routing.EventFacts, str]:
@@ -232,7 +304,7 @@ def _build_for_delivery(delivery: WebhookDelivery, project: Project) -> None:
     if queued is not None:
         TaskExecution.objects.filter(pk=queued.pk).update(
             triggered_by_id=delivery.delivery_id[:64],
-            triggered_by_label=f"github push {delivery.commit_sha[:12]}",
+            triggered_by_label=f"{delivery.provider} {delivery.event} {delivery.commit_sha[:12]}",
         )
         delivery.task_operation_id = queued.operation_id
         delivery.reason = f"coalesced into queued build {queued.operation_id}"

@@ -7,6 +7,11 @@ from apps.builds.api import views
 urlpatterns = [
     path("repository/webhook", views.GitHubWebhookView.as_view(), name="repository-webhook"),
     path(
+        "repository/webhook/azuredevops",
+        views.AzureDevOpsWebhookView.as_view(),
+        name="repository-webhook-azuredevops",
+    ),
+    path(
         "repository/webhook-deliveries",
         views.WebhookDeliveriesView.as_view(),
         name="repository-webhook-deliveries",

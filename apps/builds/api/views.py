@@ -116,6 +116,48 @@ class GitHubWebhookView(APIView):
         )
 
 
+class AzureDevOpsWebhookView(APIView):
+    """Authenticated by the service hook's basic-auth password (the project's webhook secret)."""
+
+    authentication_classes: list = []
+    allowed_roles = PUBLIC
+    parser_classes: list = []
+
+    @extend_schema(
+        summary="Receive Azure DevOps service hook notifications",
+        tags=["Repository"],
+        request=None,
+        parameters=[
+            OpenApiParameter("repositoryIdentifier", str, required=True),
+            OpenApiParameter("Authorization", str, OpenApiParameter.HEADER, required=True),
+        ],
+        responses={200: _accepted, 400: _error, 401: _error, 413: _error, 503: _error},
+        description="200 for every stored or duplicate notification (Azure DevOps puts a hook "
+        "on probation after failures); 401 for a wrong or missing secret (nothing written).",
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            delivery = services.azure_delivery_receive(
+                body=_raw_body(request),
+                authorization=request.headers.get("Authorization"),
+                repository=request.query_params.get("repositoryIdentifier"),
+            )
+        except DatabaseError:
+            log.exception("webhook.store_failed", provider="azure-devops")
+            return error_response(503, "The notification could not be stored; it will be resent")
+        return Response(
+            {
+                "deliveryId": delivery.delivery_id,
+                "status": "duplicate" if delivery.is_duplicate else delivery.status,
+                "reason": "already received; nothing started"
+                if delivery.is_duplicate
+                else delivery.reason,
+                "taskId": delivery.task_operation_id or None,
+            },
+            status=200,
+        )
+
+
 class WebhookDeliveriesView(APIView):
     allowed_roles = OWNER_APPLICATION
 
