@@ -19,6 +19,7 @@ api_patterns = [
     path("", include("apps.projects.api.urls")),
     path("", include("apps.environments.api.urls")),
     path("", include("apps.tasks.api.urls")),
+    path("", include("apps.builds.api.urls")),
 ]
 
 urlpatterns = [

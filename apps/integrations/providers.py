@@ -248,7 +248,10 @@ def _github_pat_client(credentials: dict, config: dict) -> AuthenticatedClient:
     )
 
 
-def _github_app_client(credentials: dict, config: dict) -> AuthenticatedClient:
+def github_installation_token(credentials: dict, config: dict | None = None) -> "IssuedToken":
+    """A GitHub App installation token with its expiry, minted or reused from the cache (it is
+    handed out only while it has at least `TOKEN_REUSE_MARGIN_SECONDS` to live)."""
+    config = config or {}
     missing = [k for k in ("appId", "privateKey", "installationId") if not credentials.get(k)]
     if missing:
         raise ProviderError(
@@ -271,15 +274,20 @@ def _github_app_client(credentials: dict, config: dict) -> AuthenticatedClient:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     cache_key = ("github", api_url, app_id, installation_id, hashlib.sha256(public_der).hexdigest())
-    token = _cached_token(
+    return _cached_token(
         cache_key,
         lambda: _mint_installation_token(api_url, app_id, installation_id, private_key),
     )
+
+
+def _github_app_client(credentials: dict, config: dict) -> AuthenticatedClient:
+    token = github_installation_token(credentials, config).value
+    installation_id = str(credentials["installationId"]).strip()
     session = _github_session()
     session.headers["Authorization"] = f"token {token}"
     return AuthenticatedClient(
         provider="github",
-        base_url=api_url,
+        base_url=_github_api_url(config),
         session=session,
         credential=f"the installation token of installation {installation_id}",
         sensitive_values=(token,),
@@ -412,7 +420,7 @@ def _azure_devops_service_principal_client(credentials: dict, config: dict) -> A
     token = _cached_token(
         ("azuread", login_url, tenant_id, client_id, secret_digest),
         lambda: _mint_azure_ad_token(login_url, tenant_id, client_id, client_secret),
-    )
+    ).value
     session = _azure_devops_session()
     session.headers["Authorization"] = f"Bearer {token}"
     return AuthenticatedClient(
@@ -483,30 +491,31 @@ def _mint_azure_ad_token(
 
 
 @dataclass
-class _CachedToken:
-    value: str
-    expires_at: float
+class IssuedToken:
+    value: str = field(repr=False)  # a secret: never in logs or tracebacks
+    expires_at: float  # epoch seconds
 
 
-_token_cache: dict[tuple, _CachedToken] = {}
+_token_cache: dict[tuple, IssuedToken] = {}
 _cache_lock = threading.Lock()
 # One lock per cache key: concurrent callers for the same account mint once, while callers for
 # other accounts are not held up by a slow token endpoint.
 _mint_locks: dict[tuple, threading.Lock] = {}
 
 
-def _cached_token(key: tuple, mint: Callable[[], tuple[str, float]]) -> str:
+def _cached_token(key: tuple, mint: Callable[[], tuple[str, float]]) -> IssuedToken:
     with _cache_lock:
         mint_lock = _mint_locks.setdefault(key, threading.Lock())
     with mint_lock:
         with _cache_lock:
             cached = _token_cache.get(key)
         if cached is not None and cached.expires_at - TOKEN_REUSE_MARGIN_SECONDS > time.time():
-            return cached.value
+            return cached
         value, expires_at = mint()
+        issued = IssuedToken(value, expires_at)
         with _cache_lock:
-            _token_cache[key] = _CachedToken(value, expires_at)
-        return value
+            _token_cache[key] = issued
+        return issued
 
 
 def _required(credentials: dict, name: str, *, what: str, provider: str) -> str:

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "apps.projects",
     "apps.environments",
     "apps.tasks",
+    "apps.builds",
     "apps.live",
     "apps.dashboard",
     # After the project's apps: `manage.py runworker` is ours (the tasks worker), not Channels'.

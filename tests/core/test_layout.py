@@ -6,7 +6,16 @@ from pathlib import Path
 from django.apps import apps as installed
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT_APPS = ["core", "accounts", "projects", "environments", "integrations", "tasks", "live"]
+PRODUCT_APPS = [
+    "core",
+    "accounts",
+    "projects",
+    "environments",
+    "integrations",
+    "tasks",
+    "builds",
+    "live",
+]
 
 
 def test_every_product_app_is_installed_and_documented():

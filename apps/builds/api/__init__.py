@@ -1,0 +1,1 @@
+"""The published repository routes and the deliveries listing."""

@@ -1,0 +1,1 @@
+"""Tests of the builds app: webhooks, deliveries, routing, repository tokens, console."""
