@@ -339,3 +339,11 @@ def test_dashboard_login_asks_for_the_email_and_sends_sso_domains_to_their_idp(c
     no_password = client.post("/login", {"email": "someone@elsewhere.test", "password": ""})
     assert no_password.status_code == 200
     assert b"This field is required" in no_password.content
+
+
+def test_an_empty_or_unknown_issuer_is_refused(client, idp, provider):
+    xml = idp_initiated(idp)
+    unknown = xml.replace(provider.entity_id, "https://unknown.test/idp")
+    assert_refused(post_acs(client, unknown), None, "not a registered identity provider")
+    empty = xml.replace(f">{provider.entity_id}</", "></")
+    assert_refused(post_acs(client, empty), None, "exactly one issuer")

@@ -252,13 +252,9 @@ def _decoded_response(raw: str) -> etree._Element:
 
 
 def _issuing_provider(root: etree._Element) -> SamlIdentityProvider:
-    issuers = {i.text.strip() for i in root.xpath("/samlp:Response/saml:Issuer", namespaces=_NS)}
-    issuers |= {
-        i.text.strip()
-        for i in root.xpath("/samlp:Response/saml:Assertion/saml:Issuer", namespaces=_NS)
-        if i.text
-    }
-    if len(issuers) != 1:
+    paths = "/samlp:Response/saml:Issuer | /samlp:Response/saml:Assertion/saml:Issuer"
+    issuers = {(i.text or "").strip() for i in root.xpath(paths, namespaces=_NS)}
+    if len(issuers) != 1 or "" in issuers:
         raise SamlRefused("response must name exactly one issuer")
     issuer = issuers.pop()
     provider = SamlIdentityProvider.objects.filter(entity_id=issuer).first()
