@@ -21,7 +21,6 @@ from apps.tasks import lifecycle
 from apps.tasks.catalogue import operation
 from apps.tasks.models import (
     FINISHED_STATUSES,
-    PRIORITY_VALUES,
     TaskExecution,
     TaskStatus,
     TriggerKind,
@@ -187,7 +186,7 @@ def _start_step(parent: TaskExecution, step: Step) -> None:
         task_path=declared.module_path,
         **common,
     )
-    prepared = declared.using(priority=PRIORITY_VALUES[parent.priority])
+    prepared = declared.using(priority=parent.priority)
     transaction.on_commit(lambda: prepared.enqueue(child.operation_id))
 
 
@@ -311,7 +310,7 @@ def retry_step(*, parent: TaskExecution, step_name: str) -> TaskExecution:
     with transaction.atomic():
         lifecycle.step_reset_for_retry(child.operation_id)
         lifecycle.pipeline_reopened(parent.operation_id)
-        prepared = DECLARED[child.type].using(priority=PRIORITY_VALUES[parent.priority])
+        prepared = DECLARED[child.type].using(priority=parent.priority)
         transaction.on_commit(lambda: prepared.enqueue(child.operation_id))
     return TaskExecution.objects.get(pk=child.pk)
 

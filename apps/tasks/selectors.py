@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from apps.core.exceptions import InvalidRequest, NotFound
 from apps.core.pagination import Keyset, Page, keyset_page
-from apps.tasks.models import TaskExecution, TaskLogLine
+from apps.tasks.models import PRIORITY_NAMES, TaskExecution, TaskLogLine
 
 
 def execution_get(operation_id: str) -> TaskExecution:
@@ -77,7 +77,7 @@ def execution_dto(execution: TaskExecution) -> dict:
         "data": execution.data,
         "result": execution.result,
         "pool": execution.pool,
-        "priority": execution.priority,
+        "priority": PRIORITY_NAMES.get(execution.priority, str(execution.priority)),
         "maxAttempts": execution.max_attempts,
         "scheduleType": execution.schedule_type,
         "scheduledFor": execution.scheduled_for.isoformat() if execution.scheduled_for else None,

@@ -11,7 +11,7 @@ from apps.core.pagination import limit_offset, page_total, total_requested
 from apps.core.validation import validated
 from apps.tasks import lifecycle, selectors, services
 from apps.tasks.catalogue import OPERATIONS
-from apps.tasks.models import Priority, ScheduleType, TaskStatus
+from apps.tasks.models import PRIORITY_VALUES, Priority, ScheduleType, TaskStatus
 
 ANY_ROLE = ("owner", "member", "application")
 LOG_READERS = ("member", "application")
@@ -23,7 +23,7 @@ class SubmitTaskSerializer(serializers.Serializer):
         max_length=64, help_text="One of: " + ", ".join(sorted(OPERATIONS))
     )
     data = serializers.JSONField()
-    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.LOW)
+    priority = serializers.ChoiceField(choices=list(PRIORITY_VALUES), default=Priority.LOW.label)
     scheduleType = serializers.ChoiceField(
         choices=ScheduleType.choices, default=ScheduleType.IMMEDIATE
     )
@@ -338,7 +338,7 @@ class _LogBounds(serializers.Serializer):
 class SubmitPipelineSerializer(serializers.Serializer):
     type = serializers.CharField(max_length=64)
     data = serializers.JSONField()
-    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.LOW)
+    priority = serializers.ChoiceField(choices=list(PRIORITY_VALUES), default=Priority.LOW.label)
 
 
 class GateDecisionSerializer(serializers.Serializer):
