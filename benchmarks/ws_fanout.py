@@ -38,7 +38,7 @@ CASES = [
 ]
 EVENTS = int(os.environ.get("BENCH_WS_EVENTS", "200"))
 WARMUP = 10  # events sent first and left out of the figures
-CONNECT_CONCURRENCY = 50
+CONNECT_CONCURRENCY = int(os.environ.get("BENCH_WS_CONNECT_CONCURRENCY", "50"))
 DRAIN_SECONDS = 15  # after the last event, how long stragglers may take before they count as lost
 
 # Configuration the benchmark sets itself, never inherits.

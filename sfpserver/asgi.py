@@ -17,10 +17,10 @@ django_asgi_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from apps.core.events import use_server_loop  # noqa: E402
+from apps.live.origin import OriginCheckedUnlessBearer  # noqa: E402
 from apps.live.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -38,8 +38,9 @@ class PublishFromThisLoop:
 routed = ProtocolTypeRouter(
     {
         "http": django_asgi_application,
-        # Origin checked against ALLOWED_HOSTS; the login session authenticates the dashboard.
-        "websocket": AllowedHostsOriginValidator(
+        # Origin checked against ALLOWED_HOSTS unless a script brings a bearer token and no
+        # Origin (apps/live/origin.py); the login session authenticates the dashboard.
+        "websocket": OriginCheckedUnlessBearer(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }

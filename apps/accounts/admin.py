@@ -1,4 +1,5 @@
-"""Console screens for identity and access: users, teams, memberships, tokens, sessions, audit.
+"""Console screens for identity and access: users, teams, memberships, tokens, sessions, audit,
+SSO providers.
 
 Changes that the team rules govern (adding or removing members, changing roles, deleting teams
 or users, revoking tokens) go through the same services as the API, so the console cannot break
@@ -18,6 +19,8 @@ from apps.accounts.models import (
     AuditEvent,
     Membership,
     RefreshToken,
+    SamlIdentityProvider,
+    SsoDomain,
     Team,
     User,
 )
@@ -278,4 +281,41 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class SsoDomainInline(admin.TabularInline):
+    model = SsoDomain
+    extra = 0
+    fields = ("domain", "sso_required")
+
+
+@admin.register(SamlIdentityProvider)
+class SamlIdentityProviderAdmin(admin.ModelAdmin):
+    """Providers, their domains and the last metadata refresh. Registration and deletion go
+    through the API (which downloads, parses and audits); here a domain's SSO requirement and
+    the provisioning team can be changed."""
+
+    list_display = ("entity_id", "domain_list", "metadata_refreshed_at", "metadata_refresh_error")
+    readonly_fields = (
+        "entity_id",
+        "sso_url",
+        "metadata_url",
+        "signing_certificates",
+        "created_by",
+        "created_at",
+        "metadata_refreshed_at",
+        "metadata_refresh_error",
+    )
+    fields = (*readonly_fields, "provision_team")
+    inlines = [SsoDomainInline]
+
+    @admin.display(description="Domains")
+    def domain_list(self, provider):
+        return ", ".join(d.domain for d in provider.domains.all())
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("domains")
+
+    def has_add_permission(self, request):
         return False

@@ -252,3 +252,12 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only")
+
+
+from apps.accounts.sso.models import (  # noqa: E402,F401 - registered with the accounts app
+    SamlAssertionSeen,
+    SamlIdentityProvider,
+    SamlRequestSent,
+    SamlSigningKey,
+    SsoDomain,
+)

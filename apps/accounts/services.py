@@ -36,6 +36,7 @@ from apps.accounts.models import (
 )
 from apps.accounts.principal import Principal, principal_for_user
 from apps.accounts.selectors import user_by_email
+from apps.accounts.sso.models import SsoDomain
 from apps.accounts.tokens import (
     issue_access_token,
     new_app_token,
@@ -524,7 +525,24 @@ def credentials_verify(*, email: str, password: str, request: HttpRequest) -> Us
             User().set_password(password)  # same hashing cost whether or not the user exists
         audit_event("login.failed", request=request, target_type="user", target_id=email)
         raise LoginFailed("Invalid credentials or insufficient permissions")
+    if _sso_required_for(user):
+        audit_event(
+            "login.failed",
+            request=request,
+            target_type="user",
+            target_id=email,
+            after={"method": "password", "reason": "SSO is required for this domain"},
+        )
+        raise LoginFailed("Sign in with your organisation's single sign-on")
     return user
+
+
+def _sso_required_for(user: User) -> bool:
+    """An owner may still use the password (break glass) when the IdP is unreachable."""
+    domain = user.email.rpartition("@")[2].lower()
+    if not SsoDomain.objects.filter(domain=domain, sso_required=True).exists():
+        return False
+    return not user.memberships.filter(role=TeamRole.OWNER).exists()
 
 
 def _audit_login_succeeded(user: User, email: str, request: HttpRequest, **fields) -> None:

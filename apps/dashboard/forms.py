@@ -13,8 +13,11 @@ class LoginForm(forms.Form):
     email = forms.EmailField(
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"})
     )
+    # Optional: an email whose domain has an SSO provider goes to that IdP instead.
     password = forms.CharField(
-        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
 

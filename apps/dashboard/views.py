@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.principal import Principal, principal_for_user
 from apps.accounts.services import LoginFailed, LoginThrottled, browser_login
+from apps.accounts.sso.selectors import sso_provider_for_email
 from apps.core.exceptions import Forbidden, NotFound, ServiceError
 from apps.dashboard import selectors
 from apps.dashboard.forms import (
@@ -34,6 +35,7 @@ from apps.dashboard.forms import (
 )
 from apps.environments.selectors.locks import lock_ticket_find
 from apps.environments.services import locks
+from apps.tasks import selectors as task_selectors
 from apps.tasks import services as task_services
 from apps.tasks.models import TaskStatus
 from apps.tasks.pipelines import PIPELINE_PREFIX
@@ -90,6 +92,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
         return redirect(next_url)
     form = LoginForm(request.POST or None)
     retry_after = None
+    if request.method == "POST" and form.is_valid() and not form.cleaned_data["password"]:
+        email = form.cleaned_data["email"]
+        if sso_provider_for_email(email) is not None:
+            query = urlencode({"email": email, "redirect_to": next_url})
+            return redirect(f"/auth/v1/sso/saml/login?{query}")
+        form.add_error("password", "This field is required.")
     if request.method == "POST" and form.is_valid():
         try:
             browser_login(
@@ -146,7 +154,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     return _page(
         request,
         "dashboard/overview.html",
-        {"form": form, "tasks": selectors.overview_tasks()},
+        {"form": form, "tasks": task_selectors.overview_tasks()},
         status=400 if form.errors else 200,
     )
 
@@ -163,7 +171,7 @@ def _execution_or_404(operation_id: str):
 def task_detail(request: HttpRequest, operation_id: str) -> HttpResponse:
     execution = _execution_or_404(operation_id)
     # The state is read before the log: lines stored meanwhile are caught up by the socket.
-    lines = selectors.log_tail(execution)
+    lines = task_selectors.log_tail(execution)
     return _page(
         request,
         "dashboard/task_detail.html",
@@ -171,8 +179,9 @@ def task_detail(request: HttpRequest, operation_id: str) -> HttpResponse:
             "task": execution,
             "data_json": json.dumps(execution.data, indent=2, sort_keys=True),
             "lines": lines,
+            "attempts": task_selectors.attempts_of(execution),
             "last_line_seq": lines[-1].seq if lines else 0,
-            "log_tail_lines": selectors.LOG_TAIL_LINES,
+            "log_tail_lines": task_selectors.LOG_TAIL_LINES,
             "is_pipeline": execution.type.startswith(PIPELINE_PREFIX),
         },
     )
@@ -188,8 +197,8 @@ def task_history(request: HttpRequest) -> HttpResponse:
     if status not in TaskStatus.values:
         status = ""
     paginator = Paginator(
-        selectors.task_history(status=status, type_=type_, search=search),
-        selectors.HISTORY_PAGE_SIZE,
+        task_selectors.task_history(status=status, type_=type_, search=search),
+        task_selectors.HISTORY_PAGE_SIZE,
     )
     page = paginator.get_page(request.GET.get("page"))
     chosen = {"status": status, "type": type_, "q": search}
@@ -205,7 +214,7 @@ def task_history(request: HttpRequest) -> HttpResponse:
             "q": search,
             "filters": filters,
             "statuses": TaskStatus.values,
-            "types": selectors.task_types(),
+            "types": task_selectors.task_types(),
         },
     )
 
@@ -230,14 +239,14 @@ def task_cancel_view(request: HttpRequest, operation_id: str) -> HttpResponse:
 @dashboard_view
 @require_GET
 def task_rows_fragment(request: HttpRequest) -> HttpResponse:
-    return _page(request, "dashboard/_task_rows.html", {"tasks": selectors.overview_tasks()})
+    return _page(request, "dashboard/_task_rows.html", {"tasks": task_selectors.overview_tasks()})
 
 
 @dashboard_view
 @require_GET
 def task_row_fragment(request: HttpRequest, operation_id: str) -> HttpResponse:
     """One overview row; 204 for a task the overview does not list (a pipeline's gate)."""
-    execution = selectors.overview_task(operation_id)
+    execution = task_selectors.overview_task(operation_id)
     if execution is None:
         _execution_or_404(operation_id)
         return HttpResponse(status=204)
@@ -299,13 +308,17 @@ def lock_release_view(request: HttpRequest) -> HttpResponse:
 @dashboard_view
 @require_GET
 def pipeline_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, "dashboard/pipelines.html", {"pipelines": selectors.recent_pipelines()})
+    return _page(
+        request, "dashboard/pipelines.html", {"pipelines": task_selectors.recent_pipelines()}
+    )
 
 
 @dashboard_view
 @require_GET
 def pipelines_fragment(request: HttpRequest) -> HttpResponse:
-    return _page(request, "dashboard/_pipelines.html", {"pipelines": selectors.recent_pipelines()})
+    return _page(
+        request, "dashboard/_pipelines.html", {"pipelines": task_selectors.recent_pipelines()}
+    )
 
 
 def _pipeline_or_404(operation_id: str):

@@ -5,23 +5,47 @@ Every event carries its object's sequence number. The consumer remembers the las
 per object: it drops what it already sent (an event reaching it through two subscriptions, or
 published before a catch-up that already covered it), and when a followed task's events skip a
 number (lost or overtaken on the way) it re-reads the task from the database before going on.
+A socket must authenticate within `SFP_LIVE_AUTH_SECONDS`; client frames are bounded in size
+and rate; a malformed frame gets an error event and the socket stays open. An event is encoded
+once per process however many sockets it goes to (`_encoded_event`).
 The protocol and every event are documented in `apps.live.events`. Tokens are never logged.
 """
 
 import asyncio
+import json
+import time
+from collections import OrderedDict
 
 import structlog
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from apps.core import live_metrics
 from apps.core.events import group_name
 from apps.live import events
+from apps.live.layer_watch import layer_watch
 
 logger = structlog.get_logger(__name__)
 
 READ_ROLES = {"owner", "member", "application"}
 CATCH_UP_CHUNK = 1000
+# Encoded frames of recent events, by (event, object key, seq): each is encoded for the first
+# socket it goes to and reused for the rest. A task's or lock's seq names one event, so a hit is
+# the same payload; a few hundred entries outlast any fan-out in flight.
+_ENCODED_EVENTS: OrderedDict[tuple[str, str, int], str] = OrderedDict()
+_ENCODED_EVENTS_KEPT = 512
+
+
+def _encoded_event(event: str, key: str, seq: int, payload: dict) -> str:
+    cache_key = (event, key, seq)
+    frame = _ENCODED_EVENTS.get(cache_key)
+    if frame is None:
+        frame = json.dumps({"event": event, "seq": seq, "payload": payload})
+        _ENCODED_EVENTS[cache_key] = frame
+        if len(_ENCODED_EVENTS) > _ENCODED_EVENTS_KEPT:
+            _ENCODED_EVENTS.popitem(last=False)
+    return frame
 
 
 @database_sync_to_async
@@ -49,8 +73,6 @@ def _recheck(credential: tuple[str, str]):
     """The caller again, as the API would see it now: (principal, None), or (None, close code)
     when the token was revoked or expired, the session ended, or no read role is left."""
     from importlib import import_module
-
-    from django.conf import settings
 
     from apps.accounts.authentication import authenticate_bearer
     from apps.accounts.models import User
@@ -103,28 +125,17 @@ def _project_exists(identifier: str) -> bool:
 
 @database_sync_to_async
 def _task_snapshot(operation_id: str) -> tuple[int, dict] | None:
-    from apps.tasks.models import TaskExecution
+    from apps.tasks.selectors import execution_live_state
 
-    execution = TaskExecution.objects.filter(pk=operation_id).first()
-    if execution is None:
-        return None
-    return execution.event_seq, {
-        "operationId": execution.operation_id,
-        "status": execution.status,
-        "progress": execution.progress,
-        "currentStep": execution.current_step or None,
-        "error": execution.error,
-    }
+    return execution_live_state(operation_id)
 
 
 @database_sync_to_async
 def _log_lines(operation_id: str, after: int, up_to: int) -> list[dict]:
     from apps.tasks.lifecycle import log_line_dto
-    from apps.tasks.models import TaskLogLine
+    from apps.tasks.selectors import log_lines_between
 
-    lines = TaskLogLine.objects.filter(
-        execution_id=operation_id, seq__gt=after, seq__lte=up_to
-    ).order_by("seq")[:CATCH_UP_CHUNK]
+    lines = log_lines_between(operation_id, after=after, up_to=up_to, limit=CATCH_UP_CHUNK)
     return [log_line_dto(line) for line in lines]
 
 
@@ -162,9 +173,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.followed_tasks: set[str] = set()
         self.credential: tuple[str, str] | None = None  # kept in memory only, never logged
         self.rechecking: asyncio.Task | None = None
+        self.auth_deadline: asyncio.Task | None = None
+        self.frame_allowance = float(settings.SFP_LIVE_FRAME_BURST)
+        self.last_frame_at = time.monotonic()
+        self.refused_frames = 0
         await self.accept()
         live_metrics.SOCKETS_OPEN.inc()
         self.counted_open = True
+        layer_watch().add(self)
         header = dict(self.scope.get("headers", [])).get(b"authorization", b"").decode()
         if header.lower().startswith("bearer "):
             self.credential = ("bearer", header[7:].strip())
@@ -179,8 +195,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 self.credential = ("session", f"{session.session_key}:{self.principal.user.pk}")
         if self.principal is not None:
             await self._ready()
+        else:
+            self.auth_deadline = asyncio.ensure_future(self._close_unless_authenticated())
+
+    async def _close_unless_authenticated(self) -> None:
+        await asyncio.sleep(settings.SFP_LIVE_AUTH_SECONDS)
+        if self.principal is None:
+            logger.info("live_socket_closed", reason=events.CLOSE_UNAUTHENTICATED)
+            await self.close(code=events.CLOSE_UNAUTHENTICATED)
 
     async def _ready(self):
+        if self.auth_deadline is not None:
+            self.auth_deadline.cancel()
         if not self.principal.roles & READ_ROLES:  # authenticated, but no role left
             await self.close(code=events.CLOSE_FORBIDDEN)
             return
@@ -197,8 +223,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def _keep_rechecking(self) -> None:
         """Re-check the caller every SFP_LIVE_RECHECK_SECONDS; close the socket as the API
         would refuse the next request (4401: credentials over; 4403: no read role left)."""
-        from django.conf import settings
-
         while True:
             await asyncio.sleep(settings.SFP_LIVE_RECHECK_SECONDS)
             principal, close_code = await _recheck(self.credential)
@@ -209,13 +233,56 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.principal = principal
 
     async def disconnect(self, code):
-        if getattr(self, "rechecking", None) is not None:
-            self.rechecking.cancel()
+        for waiting in (getattr(self, "rechecking", None), getattr(self, "auth_deadline", None)):
+            if waiting is not None:
+                waiting.cancel()
         if getattr(self, "counted_open", False):
             live_metrics.SOCKETS_OPEN.dec()
             self.counted_open = False
+            layer_watch().discard(self)
         for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """A client frame: within the rate limit, text, at most SFP_LIVE_MAX_FRAME_CHARS, JSON;
+        anything else gets an error event and the socket stays open."""
+        if not self._frame_allowed():
+            if self.refused_frames > settings.SFP_LIVE_FRAME_BURST:
+                logger.info("live_socket_closed", reason=events.CLOSE_TOO_MANY_FRAMES)
+                await self.close(code=events.CLOSE_TOO_MANY_FRAMES)
+            else:
+                await self._error(
+                    f"Too many frames: at most {settings.SFP_LIVE_FRAMES_PER_SECOND:g} per second"
+                )
+            return
+        if text_data is None:
+            await self._error("Send JSON text frames, not binary ones")
+            return
+        if len(text_data) > settings.SFP_LIVE_MAX_FRAME_CHARS:
+            await self._error(f"Frame over {settings.SFP_LIVE_MAX_FRAME_CHARS} characters")
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
+            await self._error("Frames must be JSON")
+            return
+        await self.receive_json(content)
+
+    def _frame_allowed(self) -> bool:
+        """A token bucket: SFP_LIVE_FRAMES_PER_SECOND, saving up to SFP_LIVE_FRAME_BURST. Frames
+        refused since the bucket was last full are counted (persistent abuse closes the socket)."""
+        now = time.monotonic()
+        burst = settings.SFP_LIVE_FRAME_BURST
+        refill = (now - self.last_frame_at) * settings.SFP_LIVE_FRAMES_PER_SECOND
+        self.frame_allowance = min(float(burst), self.frame_allowance + refill)
+        self.last_frame_at = now
+        if self.frame_allowance >= burst:
+            self.refused_frames = 0
+        if self.frame_allowance >= 1:
+            self.frame_allowance -= 1
+            return True
+        self.refused_frames += 1
+        return False
 
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict):
@@ -343,7 +410,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                     "payload": {"operationId": operation_id, "lines": lines},
                 }
             )
-        self.delivered[_task_key(operation_id)] = seq
+        key = _task_key(operation_id)
+        # max: an event forwarded while this state was read may already be newer.
+        self.delivered[key] = max(seq, self.delivered.get(key, 0))
         await self.send_json({"event": "task.snapshot", "seq": seq, "payload": snapshot})
 
     async def _unsubscribe(self, content):
@@ -386,7 +455,20 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             payload = payload | {"lines": [line for line in lines if line["seq"] > last_sent]}
         self.delivered[key] = seq
         live_metrics.EVENTS_SENT.labels(event=event).inc()
-        await self.send_json({"event": event, "seq": seq, "payload": payload})
+        if payload is message["payload"]:  # as published: the same frame for every socket
+            await self.send(text_data=_encoded_event(event, key, seq, payload))
+        else:
+            await self.send_json({"event": event, "seq": seq, "payload": payload})
+
+    async def heal(self) -> None:
+        """After a channel-layer outage (`apps.live.layer_watch`): join every group again (the
+        layer may have lost the subscriptions) and re-read each followed task from the database,
+        since events published meanwhile were lost."""
+        for group in list(self.groups_joined):
+            await self.channel_layer.group_add(group, self.channel_name)
+        for operation_id in list(self.followed_tasks):
+            since = self.delivered.get(_task_key(operation_id), 0)
+            await self._resync_task(operation_id, since=since)
 
     async def _resync_task(self, operation_id: str, *, since: int) -> None:
         logger.info("live_resync", operation_id=operation_id, since=since)

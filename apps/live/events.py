@@ -1,6 +1,13 @@
 """The live event catalogue: every message the server sends over `/sfp/ws`, and its payload.
 
-Client → server (JSON text frames):
+How to connect, the limits a connection lives by and a script client: `docs/live.md`.
+
+Connecting: a script sends its token in `Authorization: Bearer …` and no `Origin` header; a
+browser's `Origin` must be one of `ALLOWED_HOSTS` (session cookie or `authenticate` message). A
+socket not authenticated `SFP_LIVE_AUTH_SECONDS` (10 s) after it opened is closed with 4401.
+
+Client → server (JSON text frames, at most `SFP_LIVE_MAX_FRAME_CHARS` characters, at most
+`SFP_LIVE_FRAMES_PER_SECOND` per second with bursts of `SFP_LIVE_FRAME_BURST`):
 
 - `{"action": "authenticate", "token": "<JWT or sfp_app_…>"}` — first message, when the token was
   not sent in the `Authorization` header (browsers cannot set it) and there is no login session.
@@ -51,20 +58,26 @@ numbers have no holes: every number is one event or one log line. So a client ke
   `apps/environments/selectors/locks.py`): `{repository, resource, isLocked, currentLock:
   {ticketId, lockedBy, lockReason, leaseStart, expiresAt, expiresInSeconds} | null, queuedLocks:
   [{position, ticketId, requestedBy, reason, estimatedWaitSeconds}]}`.
-- `{"event": "error", "message": "…"}` for a refused or malformed request (the socket stays open).
+- `{"event": "error", "message": "…"}` for a refused or malformed request: a binary, non-JSON,
+  too deeply nested or oversized frame, a message of the wrong shape or types, an unknown
+  object, or a frame over the rate limit. The socket stays open.
 
 Delivery: events are published by the domain apps through `apps.core.events.publish` after their
 transaction commits; the socket only forwards them, never twice per object. If a followed task's
 events skip a number on the way (a Redis reconnect, or two processes' events overtaking each
 other), the socket re-reads the task from the database and sends the missed lines and the current
-state before going on. Each connection has its own channel and buffer, so a client that reads
-slowly delays nobody else; one that stops answering pings is closed by daphne.
+state before going on. When the channel layer comes back after an outage, every socket rejoins
+its groups and does the same for each task it follows (`apps.live.layer_watch`). Each
+connection has its own channel and buffer, so a client that reads slowly delays nobody else;
+one that stops answering pings is closed by daphne.
 
-Close codes: 4401 unauthenticated (no or bad credentials), 4403 forbidden (origin refused, or a
-caller with no role left). The caller is checked again on every subscribe and every
-`SFP_LIVE_RECHECK_SECONDS` (60 s): a token revoked or expired, or a session ended, since the
-socket opened closes it with 4401; a role lost closes it with 4403 — as the API would refuse the
-next request. A client reconnects with fresh credentials and `since`.
+Close codes: 4401 unauthenticated (no or bad credentials, or none in time), 4403 forbidden (a
+caller with no role left; a refused origin is refused before the socket opens, HTTP 403), 4429
+too many frames (more refused frames than the burst before the client slowed down). The
+caller is checked again on every subscribe and every `SFP_LIVE_RECHECK_SECONDS` (60 s): a token
+revoked or expired, or a session ended, since the socket opened closes it with 4401; a role lost
+closes it with 4403 — as the API would refuse the next request. A client reconnects with fresh
+credentials and `since`.
 """
 
 # Client actions.
@@ -82,3 +95,4 @@ PROJECT = "project"
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_MANY_FRAMES = 4429

@@ -6,15 +6,35 @@ from django.utils.html import format_html_join
 
 from apps.accounts.principal import principal_for_user
 from apps.core.exceptions import ServiceError
-from apps.tasks import lifecycle, services
-from apps.tasks.models import FINISHED_STATUSES, DispatchState, TaskExecution, TaskLogLine
+from apps.tasks import services
+from apps.tasks.models import (
+    FINISHED_STATUSES,
+    DispatchState,
+    TaskAttempt,
+    TaskExecution,
+    TaskLogLine,
+)
 from apps.tasks.pipelines import GATE_TYPE
 
 LOG_LINES_SHOWN = 500
 
 
+class TaskAttemptInline(admin.TabularInline):
+    """Each attempt of the execution with its own worker, times, exit code and error."""
+
+    model = TaskAttempt
+    extra = 0
+    can_delete = False
+    fields = ("number", "status", "worker_id", "started_at", "finished_at", "exit_code", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(TaskExecution)
 class TaskExecutionAdmin(admin.ModelAdmin):
+    inlines = [TaskAttemptInline]
     list_display = (
         "operation_id",
         "type",
@@ -113,10 +133,15 @@ class TaskExecutionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected tasks")
     def cancel_executions(self, request, queryset):
+        """The API's cancel, audited, releasing locks and telling the engine, per task."""
+        actor = principal_for_user(request.user)
         cancelled = 0
         for execution in queryset.exclude(status__in=FINISHED_STATUSES):
-            lifecycle.cancel(execution.operation_id)
-            cancelled += 1
+            try:
+                services.task_cancel(actor=actor, execution=execution, request=request)
+                cancelled += 1
+            except ServiceError as refused:
+                self.message_user(request, refused.message, messages.ERROR)
         self.message_user(
             request, f"Cancellation requested for {cancelled} task(s).", messages.SUCCESS
         )

@@ -37,7 +37,7 @@ def run_attempt(
     stop; it is told to end through the event it is given), runs the declared task inside
     `lifecycle.attempt`, and ends the grant with the attempt's status. Backend-neutral: the
     database worker's `_run` is this with its lease heartbeat as `watch`."""
-    context = AttemptContext(worker_id=worker_id)
+    context = AttemptContext(worker_id=worker_id, execution=execution)
     token = attempt_context(context)
     stop = threading.Event()
     watcher = threading.Thread(

@@ -1,10 +1,12 @@
-"""The catalogue of operations the server runs: for each task type, its input schema, the
-credentials its grant names, and the `sfp` command line it becomes.
+"""The catalogue of operations the server runs, each declared once as an `Operation`: its input
+schema, who may submit it, the credentials its grant names, the environment lock it holds, its
+policy (pool, retries, backoff, timeout) and the `sfp` command line it becomes.
 
-Policies (pool, retries, backoff, timeout) live on the django.tasks declarations in
-`apps.tasks.tasks`; this module says what an operation *is*. Command lines never contain a
-credential: orgs are referred to by alias, authorised in the sf CLI beforehand from their auth
-URLs (see `apps.tasks.execution`).
+Everything else reads this one object: submission and pipelines (`operation(name)`), the
+django.tasks functions derived from it (`apps.tasks.tasks`, `Operation.task`), and both backends
+through the task class (`SfpTask.operation`). Command lines never contain a credential: orgs are
+referred to by alias, authorised in the sf CLI beforehand from their auth URLs (see
+`apps.tasks.execution`).
 """
 
 from collections.abc import Callable
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from rest_framework import serializers
 
 from apps.core.exceptions import InvalidRequest
+from apps.tasks.models import Pool
 
 # The aliases sfp commands name orgs by; each is authorised in the sf CLI before sfp runs, with
 # the flags that make it the default for its role.
@@ -95,6 +98,22 @@ class Operation:
     orgs: Callable[[dict], list[dict]] = field(default=lambda data: [])
     allowed_roles: tuple[str, ...] = ("owner", "member", "application")
     locks_environment: bool = False  # holds the environment's lock while it runs
+    pool: str = Pool.STANDARD
+    retries: int = 1
+    backoff_seconds: float = 30.0
+    backoff_max_seconds: float = 300.0
+    timeout_seconds: int = 3600
+
+    @property
+    def task_function_name(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def task(self):
+        """The django.tasks task that runs this operation (derived from it)."""
+        from apps.tasks.tasks import DECLARED
+
+        return DECLARED[self.name]
 
     def validate(self, data) -> dict:
         serializer = self.input_serializer(data=data if isinstance(data, dict) else None)
@@ -126,6 +145,7 @@ OPERATIONS: dict[str, Operation] = {
                        "--artifactdir", "artifacts", *(["--diffcheck"] if d["diffcheck"] else []),
                        *(["--buildnumber", str(d["buildNumber"])] if d.get("buildNumber") else [])],
             lambda d: [_org("devhub", d["devhub"])],
+            retries=1, backoff_seconds=30, timeout_seconds=3600,
         ),
         Operation(
             "quickbuild",
@@ -134,6 +154,7 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: ["quickbuild", "--devhubalias", "devhub", "--branch", d["branch"],
                        *(["--diffcheck"] if d["diffcheck"] else [])],
             lambda d: [_org("devhub", d["devhub"])],
+            retries=1, backoff_seconds=30, timeout_seconds=1800,
         ),
         Operation(
             "install",
@@ -144,6 +165,7 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: [_org("target", d["targetOrg"])],
             ("owner", "application"),
             locks_environment=True,
+            retries=2, backoff_seconds=60, timeout_seconds=3600,
         ),
         Operation(
             "validate",
@@ -151,6 +173,7 @@ OPERATIONS: dict[str, Operation] = {
             ValidateInput,
             lambda d: ["validate", "org", "--targetorg", "target", "--mode", d["mode"]],
             lambda d: [_org("target", d["targetOrg"])],
+            retries=1, backoff_seconds=60, timeout_seconds=5400,
         ),
         Operation(
             "release",
@@ -161,6 +184,7 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: [_org("target", d["targetOrg"])],
             ("owner", "application"),
             locks_environment=True,
+            pool=Pool.LONG_RUNNING, retries=0, timeout_seconds=4 * 3600,
         ),
         Operation(
             "pool-prepare",
@@ -169,6 +193,7 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: ["pool", "prepare", "--poolconfig", d["poolConfig"], "--targetdevhubusername",
                        "devhub"],
             lambda d: [_org("devhub", d["devhub"])],
+            pool=Pool.LONG_RUNNING, retries=1, backoff_seconds=120, timeout_seconds=4 * 3600,
         ),
         Operation(
             "apextests",
@@ -177,8 +202,12 @@ OPERATIONS: dict[str, Operation] = {
             lambda d: ["apextests", "trigger", "--targetorg", "target", "--testlevel",
                        d["testLevel"], *(["--package", d["package"]] if d.get("package") else [])],
             lambda d: [_org("target", d["targetOrg"])],
+            pool=Pool.LONG_RUNNING, retries=1, backoff_seconds=60, timeout_seconds=3 * 3600,
         ),
-        Operation("noop", "Internal: does nothing (benchmarks, smoke tests)", NoopInput, None),
+        Operation(
+            "noop", "Internal: does nothing (benchmarks, smoke tests)", NoopInput, None,
+            retries=2, backoff_seconds=0.2, backoff_max_seconds=1, timeout_seconds=120,
+        ),
     ]
 }  # fmt: skip
 

@@ -47,6 +47,9 @@ class AttemptContext:
     # Monotonic time after which this attempt's lease may have lapsed (the heartbeat moves it
     # on every renewal): past it, another worker may retry the execution, so the CLI must die.
     fence_at: float = float("inf")
+    # The execution as the backend read it when the attempt began, handed down so the task
+    # does not read it again.
+    execution: TaskExecution | None = None
 
     def fenced(self) -> bool:
         return time.monotonic() >= self.fence_at
@@ -251,8 +254,10 @@ def _checkout_failure(tail: list[str], checkout: dict) -> tuple[str, bool]:
 
 
 def run_operation(operation_id: str) -> dict:
-    execution = TaskExecution.objects.get(pk=operation_id)
     context = _current_attempt.get() or AttemptContext(worker_id="inline")
+    execution = context.execution
+    if execution is None or execution.operation_id != operation_id:  # called outside an attempt
+        execution = TaskExecution.objects.get(pk=operation_id)
     op = operation(execution.type)
     if op.command is None:  # noop: the smallest real task, for smoke tests and benchmarks
         if execution.data.get("sleepSeconds"):
@@ -318,6 +323,7 @@ def run_operation(operation_id: str) -> dict:
             f"{execution.data.get('branch') or 'main'}: {reason}",
             stack="\n".join(outcome.tail),
             retryable=retryable,
+            exit_code=outcome.exit_code,
         )
     failed_role = commands[outcome.last_command].role
     if outcome.exit_code != 0 and failed_role.startswith("org-login:"):
@@ -329,9 +335,12 @@ def run_operation(operation_id: str) -> dict:
             f"CLI: {reason.removeprefix('Error (1): ')}",
             stack=output,
             retryable="invalid_grant" not in output and "Invalid SFDX" not in output,
+            exit_code=outcome.exit_code,
         )
     if outcome.exit_code != 0:
         raise lifecycle.TaskFailed(
-            f"sfp exited with code {outcome.exit_code}", stack="\n".join(outcome.tail)
+            f"sfp exited with code {outcome.exit_code}",
+            stack="\n".join(outcome.tail),
+            exit_code=outcome.exit_code,
         )
     return {"exitCode": 0, "durationSeconds": round(outcome.duration_seconds, 2)} | checked_out

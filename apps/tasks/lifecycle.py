@@ -30,6 +30,7 @@ from django.utils import timezone
 from apps.core.events import publish
 from apps.tasks.models import (
     FINISHED_STATUSES,
+    TaskAttempt,
     TaskExecution,
     TaskLogLine,
     TaskStatus,
@@ -46,11 +47,14 @@ class TaskCancelled(Exception):
 class TaskFailed(Exception):
     """An attempt failed with a message (and optional detail) meant for the user."""
 
-    def __init__(self, message: str, *, stack: str = "", retryable: bool = True):
+    def __init__(
+        self, message: str, *, stack: str = "", retryable: bool = True, exit_code: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.stack = stack
         self.retryable = retryable
+        self.exit_code = exit_code
 
 
 def _move(operation_id: str, *, from_statuses, to: str, fence: Q | None = None, **fields) -> bool:
@@ -143,6 +147,25 @@ def attempt_fence(execution: TaskExecution) -> Q:
     return Q(worker_id=execution.worker_id, attempts=execution.attempts)
 
 
+def attempt_opened(execution: TaskExecution) -> None:
+    """Record the start of the attempt the execution is in (its `attempts` number). Idempotent:
+    an attempt is opened once however many times its start is reported."""
+    TaskAttempt.objects.get_or_create(
+        execution_id=execution.operation_id,
+        number=execution.attempts,
+        defaults={"worker_id": execution.worker_id, "started_at": timezone.now()},
+    )
+
+
+def _attempt_closed(
+    execution: TaskExecution, status: str, *, error: dict | None = None, exit_code=None
+) -> None:
+    """Record how the attempt the execution was read in ended (its row keeps its own error)."""
+    TaskAttempt.objects.filter(
+        execution_id=execution.operation_id, number=execution.attempts, finished_at__isnull=True
+    ).update(finished_at=timezone.now(), status=status, error=error, exit_code=exit_code)
+
+
 def _fail_or_retry(
     execution: TaskExecution,
     message: str,
@@ -151,10 +174,29 @@ def _fail_or_retry(
     *,
     engine_schedules_retries: bool = False,
     fence: Q | None = None,
+    exit_code: int | None = None,
 ) -> str:
     """Retry or fail the attempt; "" when the fence no longer holds (nothing was moved)."""
     fence = attempt_fence(execution) if fence is None else fence
     error = {"message": message, "stack": stack}
+    with transaction.atomic(savepoint=False):
+        moved_to = _retry_or_fail_move(
+            execution, error, retryable, engine_schedules_retries=engine_schedules_retries,
+            fence=fence,
+        )  # fmt: skip
+        if moved_to:
+            _attempt_closed(execution, TaskStatus.FAILED, error=error, exit_code=exit_code)
+    return moved_to
+
+
+def _retry_or_fail_move(
+    execution: TaskExecution,
+    error: dict,
+    retryable: bool,
+    *,
+    engine_schedules_retries: bool,
+    fence: Q,
+) -> str:
     if retryable and execution.attempts < execution.max_attempts:
         # The database backend schedules the retry itself; an engine (Hatchet) schedules its own.
         available_at = (
@@ -265,12 +307,7 @@ def reap_expired_leases() -> int:
         # Still this attempt, and still lapsed: a renewal that slipped in between wins.
         fence = attempt_fence(execution) & Q(lease_expires_at__lt=Now())
         if execution.cancel_requested:
-            reaped += _move(
-                execution.operation_id,
-                from_statuses=[TaskStatus.ACTIVE],
-                to=TaskStatus.CANCELLED,
-                fence=fence,
-            )
+            reaped += _end_attempt(execution, TaskStatus.CANCELLED, fence=fence)
         else:
             reaped += bool(
                 _fail_or_retry(
@@ -363,15 +400,11 @@ def attempt(
     execution pending without a time: the engine decides when the next attempt starts."""
     outcome = AttemptOutcome()
     fence = attempt_fence(execution)
+    attempt_opened(execution)
     try:
         yield outcome
     except TaskCancelled:
-        moved = _move(
-            execution.operation_id,
-            from_statuses=[TaskStatus.ACTIVE],
-            to=TaskStatus.CANCELLED,
-            fence=fence,
-        )
+        moved = _end_attempt(execution, TaskStatus.CANCELLED, fence=fence)
         outcome.status = TaskStatus.CANCELLED if moved else ""
     except TaskFailed as failed:
         outcome.status = _fail_or_retry(
@@ -380,6 +413,7 @@ def attempt(
             failed.stack,
             failed.retryable,
             engine_schedules_retries=engine_schedules_retries,
+            exit_code=failed.exit_code,
         )
         outcome.extra["error"] = failed
     except Exception as error:  # noqa: BLE001 - any crash of task code is a failed attempt
@@ -392,15 +426,26 @@ def attempt(
         )
         outcome.extra["error"] = error
     else:
-        moved = _move(
-            execution.operation_id,
-            from_statuses=[TaskStatus.ACTIVE],
-            to=TaskStatus.COMPLETED,
-            fence=fence,
-            result=outcome.result,
-            progress=100,
-        )
+        result = outcome.result
+        exit_code = result.get("exitCode") if isinstance(result, dict) else None
+        moved = _end_attempt(
+            execution, TaskStatus.COMPLETED, fence=fence, exit_code=exit_code,
+            result=result, progress=100,
+        )  # fmt: skip
         outcome.status = TaskStatus.COMPLETED if moved else ""
+
+
+def _end_attempt(
+    execution: TaskExecution, to: str, *, fence: Q, exit_code: int | None = None, **fields
+) -> bool:
+    """Move an active execution to `to` (completed or cancelled) and close its attempt row."""
+    with transaction.atomic(savepoint=False):
+        moved = _move(
+            execution.operation_id, from_statuses=[TaskStatus.ACTIVE], to=to, fence=fence, **fields
+        )
+        if moved:
+            _attempt_closed(execution, to, exit_code=exit_code)
+    return moved
 
 
 # --- requests from the API ------------------------------------------------------------------

@@ -144,6 +144,32 @@ class TaskExecution(models.Model):
         return self.status in FINISHED_STATUSES
 
 
+class TaskAttempt(models.Model):
+    """One attempt of an execution: who ran it, when, and how it ended. A retry adds a row, so
+    the error of an earlier attempt is kept. Written by `apps.tasks.lifecycle` only."""
+
+    execution = models.ForeignKey(
+        TaskExecution, on_delete=models.CASCADE, related_name="attempt_rows"
+    )
+    number = models.PositiveIntegerField(help_text="1 for the first attempt.")
+    worker_id = models.CharField(max_length=128, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # "" while it runs; then completed, failed or cancelled (a failed attempt may be retried).
+    status = models.CharField(max_length=16, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "number"], name="tasks_attempt_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} attempt {self.number}"
+
+
 class TaskLogLine(models.Model):
     """One line of a task's output, in order. `seq` is the execution's live-event sequence number
     at which the line was published, so lines and status/progress events share one order."""

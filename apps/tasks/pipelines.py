@@ -147,8 +147,6 @@ def _children(parent: TaskExecution) -> dict[str, TaskExecution]:
 
 
 def _start_step(parent: TaskExecution, step: Step) -> None:
-    from apps.tasks.tasks import DECLARED
-
     common = {
         "parent": parent,
         "step": step.name,
@@ -174,7 +172,7 @@ def _start_step(parent: TaskExecution, step: Step) -> None:
             extra_groups=(GATES_FEED,),
         )
         return
-    declared = DECLARED[step.task_type]
+    declared = operation(step.task_type).task
     child = TaskExecution.objects.create(
         type=step.task_type,
         data=operation(step.task_type).validate(step.data),
@@ -297,8 +295,6 @@ def decide_gate(
 
 def retry_step(*, parent: TaskExecution, step_name: str) -> TaskExecution:
     """Run a failed step again (from its first attempt); completed steps stay done."""
-    from apps.tasks.tasks import DECLARED
-
     child = parent.children.filter(step=step_name).first()
     if child is None:
         raise NotFound(f"Pipeline {parent.operation_id} has no step {step_name}")
@@ -310,7 +306,7 @@ def retry_step(*, parent: TaskExecution, step_name: str) -> TaskExecution:
     with transaction.atomic():
         lifecycle.step_reset_for_retry(child.operation_id)
         lifecycle.pipeline_reopened(parent.operation_id)
-        prepared = DECLARED[child.type].using(priority=parent.priority)
+        prepared = operation(child.type).task.using(priority=parent.priority)
         transaction.on_commit(lambda: prepared.enqueue(child.operation_id))
     return TaskExecution.objects.get(pk=child.pk)
 

@@ -1,12 +1,14 @@
-"""Reads of task executions and their logs, in the published shapes."""
+"""Reads of task executions, their attempts and their logs, in the published shapes: the API,
+the dashboard and the live socket all read executions here."""
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.core.exceptions import InvalidRequest, NotFound
 from apps.core.pagination import Keyset, Page, keyset_page
-from apps.tasks.models import PRIORITY_NAMES, TaskExecution, TaskLogLine
+from apps.tasks.models import PRIORITY_NAMES, TaskAttempt, TaskExecution, TaskLogLine, TaskStatus
+from apps.tasks.pipelines import GATE_TYPE, PIPELINE_PREFIX, steps_dto
 
 
 def execution_get(operation_id: str) -> TaskExecution:
@@ -97,6 +99,32 @@ def execution_dto(execution: TaskExecution) -> dict:
     }
 
 
+def result_dto(execution: TaskExecution) -> dict:
+    """The published result (status fields and `result`) plus `attemptHistory`: one entry per
+    attempt, so the error of an attempt that was retried stays visible."""
+    return status_dto(execution) | {
+        "result": execution.result,
+        "attemptHistory": [attempt_dto(row) for row in attempts_of(execution)],
+    }
+
+
+def attempts_of(execution: TaskExecution) -> list[TaskAttempt]:
+    """Every attempt of an execution, first first (each with its own worker, times and error)."""
+    return list(TaskAttempt.objects.filter(execution=execution).order_by("number"))
+
+
+def attempt_dto(attempt: TaskAttempt) -> dict:
+    return {
+        "number": attempt.number,
+        "workerId": attempt.worker_id,
+        "startedAt": attempt.started_at.isoformat(),
+        "finishedAt": attempt.finished_at.isoformat() if attempt.finished_at else None,
+        "status": attempt.status or "active",
+        "exitCode": attempt.exit_code,
+        "error": attempt.error,
+    }
+
+
 def log_lines(
     execution: TaskExecution, *, since: datetime | None = None, until: datetime | None = None
 ) -> QuerySet[TaskLogLine]:
@@ -106,3 +134,85 @@ def log_lines(
     if until:
         lines = lines.filter(logged_at__lte=until)
     return lines.order_by("seq")
+
+
+# --- what the dashboard and the live socket show (gates are pipeline steps, not work) --------
+
+RECENT_TASKS = 50
+RECENT_PIPELINES = 20
+LOG_TAIL_LINES = 500
+
+RUNNING_STATUSES = (TaskStatus.PENDING, TaskStatus.ACTIVE)
+
+
+def _listed_tasks():
+    return TaskExecution.objects.exclude(type=GATE_TYPE)
+
+
+def overview_tasks() -> list[TaskExecution]:
+    """Running tasks first, then the most recent finished ones (at most RECENT_TASKS of each)."""
+    running = _listed_tasks().filter(status__in=RUNNING_STATUSES).order_by("-created_at")
+    finished = _listed_tasks().exclude(status__in=RUNNING_STATUSES).order_by("-created_at")
+    return list(running[:RECENT_TASKS]) + list(finished[:RECENT_TASKS])
+
+
+HISTORY_PAGE_SIZE = 25
+
+
+def task_history(*, status: str = "", type_: str = "", search: str = ""):
+    """Every task (gates left out), newest first, optionally by status, type and an operation id
+    or trigger prefix; the caller pages it."""
+    found = _listed_tasks().order_by("-created_at")
+    if status:
+        found = found.filter(status=status)
+    if type_:
+        found = found.filter(type=type_)
+    if search:
+        found = found.filter(
+            Q(operation_id__startswith=search.lower()) | Q(triggered_by_label__istartswith=search)
+        )
+    return found
+
+
+def task_types() -> list[str]:
+    return sorted(_listed_tasks().values_list("type", flat=True).distinct())
+
+
+def overview_task(operation_id: str) -> TaskExecution | None:
+    """One task as the overview lists it, or None when it is not listed there (a gate)."""
+    return _listed_tasks().filter(pk=operation_id).first()
+
+
+def log_tail(execution: TaskExecution) -> list[TaskLogLine]:
+    """The last LOG_TAIL_LINES lines of a task's log, oldest first."""
+    newest_first = TaskLogLine.objects.filter(execution=execution).order_by("-seq")
+    return list(reversed(newest_first[:LOG_TAIL_LINES]))
+
+
+def recent_pipelines() -> list[tuple[TaskExecution, list[dict]]]:
+    """The latest pipelines with their steps (children fetched in one query for all)."""
+    parents = (
+        TaskExecution.objects.filter(type__startswith=PIPELINE_PREFIX)
+        .prefetch_related("children")
+        .order_by("-created_at")[:RECENT_PIPELINES]
+    )
+    return [(parent, steps_dto(parent)) for parent in parents]
+
+
+def execution_live_state(operation_id: str) -> tuple[int, dict] | None:
+    """The live socket's snapshot of a task: its event sequence number and state, or None."""
+    execution = TaskExecution.objects.filter(pk=operation_id).first()
+    if execution is None:
+        return None
+    state = status_dto(execution)
+    return execution.event_seq, {
+        key: state[key] for key in ("operationId", "status", "progress", "currentStep", "error")
+    }
+
+
+def log_lines_between(
+    operation_id: str, *, after: int, up_to: int, limit: int
+) -> list[TaskLogLine]:
+    """At most `limit` log lines with after < seq <= up_to, in order (a socket's catch-up)."""
+    lines = TaskLogLine.objects.filter(execution_id=operation_id, seq__gt=after, seq__lte=up_to)
+    return list(lines.order_by("seq")[:limit])

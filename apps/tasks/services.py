@@ -32,7 +32,6 @@ from apps.tasks.models import (
     TaskStatus,
     TriggerKind,
 )
-from apps.tasks.tasks import DECLARED
 
 logger = structlog.get_logger(__name__)
 
@@ -128,7 +127,7 @@ def task_submit(
                     "data": [f"Register {username} first (/sfp/api/auth/salesforce/register)."]
                 },
             )
-    declared = DECLARED[type]
+    declared = op.task
     retries, backoff, backoff_max = _retry_policy(declared, retry_config)
     recurrence = (
         _validated_recurrence(recurrence_config)
@@ -251,7 +250,7 @@ def recurring_spawn_due() -> int:
                 triggered_by_id=definition.operation_id,
                 triggered_by_label=definition.triggered_by_label,
             )
-            declared = DECLARED[definition.type].using(priority=definition.priority)
+            declared = operation(definition.type).task.using(priority=definition.priority)
             transaction.on_commit(lambda d=declared, i=instance: d.enqueue(i.operation_id))
             max_runs = definition.recurrence.get("maxRuns")
             if max_runs and definition.runs_started + 1 >= max_runs:

@@ -258,6 +258,7 @@ from sfpserver.settings.identity import *  # noqa: E402,F403
 from sfpserver.settings.logging import *  # noqa: E402,F403
 from sfpserver.settings.metrics import *  # noqa: E402,F403
 from sfpserver.settings.providers import *  # noqa: E402,F403
+from sfpserver.settings.sso import *  # noqa: E402,F403
 from sfpserver.settings.tasks import *  # noqa: E402,F403
 
 # Sorted after `tasks` on purpose: when configured, Hatchet replaces the database task backend.

@@ -24,3 +24,15 @@ else:
 SFP_LIVE_RECHECK_SECONDS = env.float("SFP_LIVE_RECHECK_SECONDS", default=60.0)
 # After a failed publish, sends are skipped for this long (the channel layer is probably down).
 SFP_LIVE_PUBLISH_BACKOFF_SECONDS = env.float("SFP_LIVE_PUBLISH_BACKOFF_SECONDS", default=2.0)
+# A socket that has not authenticated this many seconds after it opened is closed with 4401.
+SFP_LIVE_AUTH_SECONDS = env.float("SFP_LIVE_AUTH_SECONDS", default=10.0)
+# Largest client frame, in characters; a larger one gets an error event (the socket stays open).
+SFP_LIVE_MAX_FRAME_CHARS = env.int("SFP_LIVE_MAX_FRAME_CHARS", default=65536)
+# Client frames per second a socket may send, and the burst it may save up; a frame over the
+# limit gets an error event, and a socket that keeps going (more refused frames than the burst
+# before it slows down) is closed with 4429.
+SFP_LIVE_FRAMES_PER_SECOND = env.float("SFP_LIVE_FRAMES_PER_SECOND", default=10.0)
+SFP_LIVE_FRAME_BURST = env.int("SFP_LIVE_FRAME_BURST", default=30)
+# How often each server process checks that the channel layer carries its messages; when it does
+# again after an outage, its sockets rejoin their groups and resync followed tasks from the DB.
+SFP_LIVE_PROBE_SECONDS = env.float("SFP_LIVE_PROBE_SECONDS", default=1.0)

@@ -57,6 +57,11 @@ EXPECTED = {
     ("POST", "sfp/api/application-tokens"): (OWNER, 400),
     ("DELETE", "sfp/api/application-tokens/<str:token_id>"): (OWNER, 404),
     ("GET", "sfp/api/audit"): (OWNER, 200),
+    ("GET", "sfp/api/config"): (PUBLIC, 200),
+    ("GET", "sfp/api/sso/providers"): (OWNER, 200),
+    ("POST", "sfp/api/sso/providers"): (OWNER, 400),
+    ("DELETE", "sfp/api/sso/providers/<uuid:provider_id>"): (OWNER, 404),
+    ("POST", "sfp/api/sso/providers/<uuid:provider_id>/refresh"): (OWNER, 404),
     ("GET", "sfp/api/integrations"): (OWNER, 200),
     ("POST", "sfp/api/integrations"): (OWNER, 400),
     ("GET", "sfp/api/integrations/credentials"): (OWNER_APPLICATION, 400),
@@ -208,6 +213,7 @@ def _probe_path(route: str, caller) -> str:
         .replace("<str:resource>", "nothing")
         .replace("<uuid:ticket_id>", "00000000-0000-0000-0000-000000000004")
         .replace("<uuid:request_id>", "00000000-0000-0000-0000-000000000005")
+        .replace("<uuid:provider_id>", "00000000-0000-0000-0000-000000000006")
     )
 
 

@@ -13,7 +13,7 @@ from apps.environments.models import Category, Environment
 from apps.environments.services import locks
 from apps.projects.models import Project
 from apps.tasks import pipelines
-from apps.tasks.models import TaskExecution, TaskLogLine, TaskStatus, TriggerKind
+from apps.tasks.models import TaskAttempt, TaskExecution, TaskLogLine, TaskStatus, TriggerKind
 from apps.tasks.services import pipeline_submit
 from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory, make_member
 from tests.integrations.factories import sealed_org
@@ -203,6 +203,21 @@ def test_the_task_page_shows_the_state_and_the_log_tail(owner_session):
     assert owner_session.get("/tasks/unknown").status_code == 404
     built = running_build(status=TaskStatus.COMPLETED, result={"commit": "0123456789ab" + "c" * 28})
     assert b">0123456789ab</code>" in owner_session.get(f"/tasks/{built.operation_id}").content
+
+
+def test_the_task_page_lists_every_attempt_with_its_own_error(owner_session):
+    execution = running_build(status=TaskStatus.ACTIVE)
+    TaskAttempt.objects.create(
+        execution=execution, number=1, worker_id="worker-a", started_at=execution.created_at,
+        finished_at=execution.created_at, status="failed", exit_code=2,
+        error={"message": "socket hang up", "stack": ""},
+    )  # fmt: skip
+    TaskAttempt.objects.create(
+        execution=execution, number=2, worker_id="worker-b", started_at=execution.created_at
+    )
+    page = owner_session.get(f"/tasks/{execution.operation_id}").content.decode()
+    assert "<h2>Attempts</h2>" in page
+    assert "socket hang up" in page and "worker-a" in page and "worker-b" in page
 
 
 def test_row_fragments_answer_a_row_or_nothing_for_a_gate(owner_session, waiting_gate):

@@ -79,6 +79,14 @@ def test_a_failing_sfp_is_retried_then_fails_with_its_error(owner_client, org, s
     assert status["attempts"] == 2
     assert status["error"]["message"] == "sfp exited with code 1"
     assert "Variable does not exist: amount" in status["error"]["stack"]
+    # A row per attempt: the retry kept the first attempt's error instead of overwriting it.
+    history = owner_client.get(f"/sfp/api/tasks/{operation_id}/result").json()["attemptHistory"]
+    assert [row["number"] for row in history] == [1, 2]
+    for row in history:
+        assert row["status"] == "failed"
+        assert row["exitCode"] == 1
+        assert row["error"]["message"] == "sfp exited with code 1"
+        assert row["workerId"] and row["startedAt"] <= row["finishedAt"]
 
 
 def test_a_flaky_run_succeeds_on_retry(owner_client, org, start_worker, tmp_path):
@@ -90,6 +98,10 @@ def test_a_flaky_run_succeeds_on_retry(owner_client, org, start_worker, tmp_path
         status = wait_for(owner_client, operation_id)
     assert status["status"] == "completed"
     assert status["attempts"] == 2
+    history = owner_client.get(f"/sfp/api/tasks/{operation_id}/result").json()["attemptHistory"]
+    assert [row["status"] for row in history] == ["failed", "completed"]
+    assert history[0]["exitCode"] not in (None, 0) and history[0]["error"]["message"]
+    assert history[1]["exitCode"] == 0 and history[1]["error"] is None
 
 
 def test_a_crash_is_a_failure_with_the_signal(owner_client, org, start_worker):

@@ -210,6 +210,7 @@ class TaskResultView(APIView):
                     "progress": serializers.IntegerField(),
                     "error": serializers.DictField(allow_null=True),
                     "result": serializers.DictField(allow_null=True),
+                    "attemptHistory": serializers.ListField(child=serializers.DictField()),
                 },
             )
         },
@@ -218,8 +219,8 @@ class TaskResultView(APIView):
         execution = selectors.execution_get(operation_id)
         latest = selectors.latest_recurring_instance(execution)
         if latest is not None:  # a recurring task's result is its latest run's
-            return Response(selectors.status_dto(latest) | {"result": latest.result})
-        return Response(selectors.status_dto(execution) | {"result": execution.result})
+            return Response(selectors.result_dto(latest))
+        return Response(selectors.result_dto(execution))
 
 
 class StopRecurringView(APIView):

@@ -1,5 +1,5 @@
-"""The Hatchet task backend: the same declarations (`apps.tasks.tasks.DECLARED`) run on a Hatchet
-engine with the same policy, and `apps.tasks.lifecycle` still owns every status change.
+"""The Hatchet task backend: the same declarations (`apps.tasks.catalogue.OPERATIONS`) run on a
+Hatchet engine with the same policy, and `apps.tasks.lifecycle` still owns every status change.
 
 Each `SfpTask` becomes one hatchet-sdk `Standalone` (`hatchet_task_for`): name = task type,
 `retries` = the declaration's retries (always explicit, even 0), exponential backoff (factor 2,
@@ -357,14 +357,10 @@ class HatchetBackend(BaseTaskBackend):
 
     def worker_for_pool(self, pool: str, slots: int, name: str):
         """A hatchet-sdk Worker serving the declarations of one pool, labelled with it."""
-        from apps.tasks.tasks import DECLARED
+        from apps.tasks.catalogue import OPERATIONS
 
         _registry.worker_name = name
-        workflows = [
-            hatchet_task_for(declared)
-            for declared in DECLARED.values()
-            if declared.queue_name == pool
-        ]
+        workflows = [hatchet_task_for(op.task) for op in OPERATIONS.values() if op.pool == pool]
         return hatchet_client().worker(
             name,
             slots=slots,

@@ -26,9 +26,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.tasks import task_backends
 
 from apps.tasks import housekeeping
+from apps.tasks.catalogue import OPERATIONS
 from apps.tasks.models import Pool
 from apps.tasks.runner import become_subreaper
-from apps.tasks.tasks import DECLARED
 from apps.tasks.toolchain import inspect_toolchain
 from apps.tasks.worker import Worker, default_worker_id
 
@@ -61,7 +61,7 @@ class Command(BaseCommand):
         return all(tool.found for tool in tools)
 
     def _announce(self, worker_id: str, pool: str, slots: int) -> None:
-        types = sorted(name for name, declared in DECLARED.items() if declared.pool == pool)
+        types = sorted(op.name for op in OPERATIONS.values() if op.pool == pool)
         self.stdout.write(
             f"Worker {worker_id}: pool {pool}, {slots} slot(s), task types: {', '.join(types)}"
         )

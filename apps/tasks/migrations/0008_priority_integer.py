@@ -19,7 +19,7 @@ def values_to_names(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tasks", "0006_worker_heartbeat")]
+    dependencies = [("tasks", "0007_attempt_rows")]
 
     operations = [
         migrations.AddField(
