@@ -16,7 +16,8 @@ class TasksConfig(AppConfig):
 
         from apps.core.health import register_summary
         from apps.core.metrics import register_scrape_collector
-        from apps.tasks.metrics import HeartbeatCollector, workers_health
+        from apps.tasks.metrics import HeartbeatCollector, QueueDepthCollector, workers_health
 
         register_scrape_collector(HeartbeatCollector())
+        register_scrape_collector(QueueDepthCollector())
         register_summary("workers", workers_health)

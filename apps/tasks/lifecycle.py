@@ -235,39 +235,43 @@ def mark_queued(operation_id: str, *, available_at) -> None:
 
 
 def claim_next(*, pools: list[str], worker_id: str, lease_seconds: float) -> TaskExecution | None:
-    """Take the most urgent ready execution of these pools, or None."""
-    from apps.tasks.models import PRIORITY_VALUES
-
+    """Take the most urgent ready execution of these pools (highest priority, then the longest
+    ready), or None. One row is locked (`SKIP LOCKED`, so slots never queue behind each other)
+    and read through the `tasks_claim_order` index; its claim commits before it runs."""
     now = timezone.now()
-    ranked = TaskExecution.objects.filter(
+    ready = TaskExecution.objects.filter(
         status=TaskStatus.PENDING,
         pool__in=pools,
         cancel_requested=False,
         available_at__isnull=False,
         available_at__lte=now,
-    )
+    ).order_by("-priority", "available_at", "created_at")
     with transaction.atomic():
-        candidates = ranked.order_by("available_at", "created_at")
         if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        # A few candidates, most urgent priority first (priorities are few, so sort in Python).
-        batch = list(candidates[:20])
-        if not batch:
+            ready = ready.select_for_update(skip_locked=True)
+        chosen = ready.first()
+        if chosen is None:
             return None
-        chosen = max(batch, key=lambda e: (PRIORITY_VALUES.get(e.priority, 0), -batch.index(e)))
+        claimed = {
+            "attempts": chosen.attempts + 1,  # the row is locked: no one else changes it now
+            "worker_id": worker_id,
+            "started_at": chosen.started_at or now,
+            "error": None,
+        }
         moved = _move(
             chosen.operation_id,
             from_statuses=[TaskStatus.PENDING],
             to=TaskStatus.ACTIVE,
-            attempts=F("attempts") + 1,
-            worker_id=worker_id,
             lease_expires_at=Now() + timedelta(seconds=lease_seconds),  # the database's clock
-            started_at=chosen.started_at or now,
-            error=None,
+            **claimed,
         )
     if not moved:
         return None
-    return TaskExecution.objects.get(pk=chosen.operation_id)
+    for name, value in claimed.items():
+        setattr(chosen, name, value)
+    chosen.status = TaskStatus.ACTIVE
+    chosen.lease_expires_at = now + timedelta(seconds=lease_seconds)  # approximately; see above
+    return chosen
 
 
 @dataclass

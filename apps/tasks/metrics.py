@@ -1,18 +1,30 @@
-"""Prometheus metrics of the task workers.
+"""Prometheus metrics of the task workers and the queue.
 
-Counted in the worker process (`sfp_worker_slot_crashes_total`, `sfp_worker_slot_restarts_total`)
-and, for the whole cluster, read from the workers' heartbeat rows when `/metrics` is scraped
-(`HeartbeatCollector`: heartbeat age, slots alive/busy, restarts, components each worker cannot
-reach), so a server with no worker of its own still shows every worker's state.
+Counted in the worker process (slot crashes and restarts; attempt duration by type and outcome,
+retries by type; summed across processes under `PROMETHEUS_MULTIPROC_DIR`) and, for the whole
+cluster, read from the database when `/metrics` is scraped: `HeartbeatCollector` (heartbeat age,
+slots alive/busy/free, restarts, components each worker cannot reach), so a server with no
+worker of its own still shows every worker's state, and `QueueDepthCollector` (executions per
+pool and status).
 """
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 SLOT_CRASHES = Counter(
     "sfp_worker_slot_crashes_total", "Worker slots that died with an error (then restarted)."
 )
 SLOT_RESTARTS = Counter("sfp_worker_slot_restarts_total", "Worker slots restarted by their worker.")
+ATTEMPT_DURATION = Histogram(
+    "sfp_task_attempt_duration_seconds",
+    "Attempts run by the workers, by task type and outcome (completed, failed, pending = retry "
+    "scheduled, cancelled, fenced = another attempt owns it now).",
+    labelnames=["type", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+RETRIES = Counter(
+    "sfp_task_retries_total", "Attempts that ended with a retry scheduled.", labelnames=["type"]
+)
 # Heartbeats older than this belong to workers that are gone; they are not exported.
 HEARTBEAT_FORGET_SECONDS = 3600
 
@@ -63,10 +75,44 @@ class HeartbeatCollector:
             slots.add_metric([row.worker_id, "alive"], row.slots_alive)
             slots.add_metric([row.worker_id, "dead"], max(0, row.slots - row.slots_alive))
             slots.add_metric([row.worker_id, "busy"], row.slots_busy)
+            slots.add_metric([row.worker_id, "free"], max(0, row.slots_alive - row.slots_busy))
             restarts.add_metric([row.worker_id], row.slot_restarts)
             for name, state in sorted(row.components.items()):
                 component.add_metric([row.worker_id, name], 1 if state == "up" else 0)
         yield from (age, slots, restarts, component)
+
+
+class QueueDepthCollector:
+    """`sfp_task_queue_depth{pool,status}`: executions per pool and status, read at scrape
+    time (one grouped query; finished ones are left out, they only grow)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from django.db import DatabaseError
+        from django.db.models import Count
+
+        from apps.tasks.models import FINISHED_STATUSES, TaskExecution
+
+        depth = GaugeMetricFamily(
+            "sfp_task_queue_depth",
+            "Executions not finished, per pool and status (pending includes parked and "
+            "scheduled ones).",
+            labels=["pool", "status"],
+        )
+        try:
+            rows = list(
+                TaskExecution.objects.exclude(status__in=FINISHED_STATUSES)
+                .values("pool", "status")
+                .annotate(count=Count("pk"))
+                .order_by("pool", "status")
+            )
+        except DatabaseError:
+            rows = []
+        for row in rows:
+            depth.add_metric([row["pool"], row["status"]], row["count"])
+        yield depth
 
 
 def workers_health() -> dict:

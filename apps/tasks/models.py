@@ -36,15 +36,19 @@ class Pool(models.TextChoices):
     LONG_RUNNING = "long-running"
 
 
-class Priority(models.TextChoices):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
+class Priority(models.IntegerChoices):
+    """Stored as the integer the claim orders by (django.tasks' scale, -100..100, higher runs
+    first); the API accepts and answers the published names (the labels)."""
+
+    LOW = 0, "low"
+    MEDIUM = 10, "medium"
+    HIGH = 20, "high"
+    CRITICAL = 30, "critical"
 
 
-# django.tasks priorities run from -100 to 100; higher runs first.
-PRIORITY_VALUES = {Priority.LOW: 0, Priority.MEDIUM: 10, Priority.HIGH: 20, Priority.CRITICAL: 30}
+# The published names and their stored values: {"low": 0, "medium": 10, …}.
+PRIORITY_VALUES = {priority.label: priority.value for priority in Priority}
+PRIORITY_NAMES = {value: name for name, value in PRIORITY_VALUES.items()}
 
 
 class TriggerKind(models.TextChoices):
@@ -70,7 +74,7 @@ class TaskExecution(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
     pool = models.CharField(max_length=16, choices=Pool.choices, default=Pool.STANDARD)
-    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.LOW)
+    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.LOW)
     timeout_seconds = models.PositiveIntegerField(default=3600)
     backoff_seconds = models.FloatField(default=5.0)
     backoff_max_seconds = models.FloatField(default=300.0)
@@ -120,6 +124,12 @@ class TaskExecution(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "pool", "available_at"], name="tasks_ready_queue"),
+            # The claim: the most urgent ready execution of a pool, oldest first among equals.
+            models.Index(
+                fields=["pool", "-priority", "available_at"],
+                condition=models.Q(status="pending", cancel_requested=False),
+                name="tasks_claim_order",
+            ),
             # The list, newest first, paged by (created_at, operation_id) < cursor.
             models.Index(fields=["created_at", "operation_id"], name="tasks_list_keyset"),
             models.Index(fields=["status", "created_at", "operation_id"], name="tasks_list_status"),

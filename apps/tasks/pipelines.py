@@ -22,7 +22,6 @@ from apps.tasks import lifecycle
 from apps.tasks.catalogue import operation
 from apps.tasks.models import (
     FINISHED_STATUSES,
-    PRIORITY_VALUES,
     TaskExecution,
     TaskStatus,
     TriggerKind,
@@ -186,7 +185,7 @@ def _start_step(parent: TaskExecution, step: Step) -> None:
         task_path=declared.module_path,
         **common,
     )
-    prepared = declared.using(priority=PRIORITY_VALUES[parent.priority])
+    prepared = declared.using(priority=parent.priority)
     transaction.on_commit(lambda: prepared.enqueue(child.operation_id))
 
 
@@ -308,7 +307,7 @@ def retry_step(*, parent: TaskExecution, step_name: str) -> TaskExecution:
     with transaction.atomic():
         lifecycle.step_reset_for_retry(child.operation_id)
         lifecycle.pipeline_reopened(parent.operation_id)
-        prepared = operation(child.type).task.using(priority=PRIORITY_VALUES[parent.priority])
+        prepared = operation(child.type).task.using(priority=parent.priority)
         transaction.on_commit(lambda: prepared.enqueue(child.operation_id))
     return TaskExecution.objects.get(pk=child.pk)
 

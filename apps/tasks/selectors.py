@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 
 from apps.core.exceptions import InvalidRequest, NotFound
 from apps.core.pagination import Keyset, Page, keyset_page
-from apps.tasks.models import TaskAttempt, TaskExecution, TaskLogLine, TaskStatus
+from apps.tasks.models import PRIORITY_NAMES, TaskAttempt, TaskExecution, TaskLogLine, TaskStatus
 from apps.tasks.pipelines import GATE_TYPE, PIPELINE_PREFIX, steps_dto
 
 
@@ -79,7 +79,7 @@ def execution_dto(execution: TaskExecution) -> dict:
         "data": execution.data,
         "result": execution.result,
         "pool": execution.pool,
-        "priority": execution.priority,
+        "priority": PRIORITY_NAMES.get(execution.priority, str(execution.priority)),
         "maxAttempts": execution.max_attempts,
         "scheduleType": execution.schedule_type,
         "scheduledFor": execution.scheduled_for.isoformat() if execution.scheduled_for else None,

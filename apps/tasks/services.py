@@ -104,7 +104,7 @@ def task_submit(
     actor: Principal,
     type: str,
     data,
-    priority: str = Priority.LOW,
+    priority: str = Priority.LOW.label,
     schedule_type: str = ScheduleType.IMMEDIATE,
     scheduled_for: datetime | None = None,
     retry_config: dict | None = None,
@@ -156,7 +156,7 @@ def task_submit(
         execution = TaskExecution.objects.create(
             type=type,
             data=validated,
-            priority=priority,
+            priority=PRIORITY_VALUES[priority],
             pool=declared.pool,
             max_attempts=retries + 1,
             backoff_seconds=backoff,
@@ -178,7 +178,7 @@ def task_submit(
             after={"type": type, "priority": priority, "scheduleType": schedule_type},
         )
         if recurrence is None:  # a recurring definition is never run itself: its instances are
-            prepared = declared.using(priority=PRIORITY_VALUES[priority], run_after=run_after)
+            prepared = declared.using(priority=execution.priority, run_after=run_after)
             transaction.on_commit(lambda: prepared.enqueue(execution.operation_id))
     return execution
 
@@ -247,9 +247,7 @@ def recurring_spawn_due() -> int:
                 triggered_by_id=definition.operation_id,
                 triggered_by_label=definition.triggered_by_label,
             )
-            declared = operation(definition.type).task.using(
-                priority=PRIORITY_VALUES[definition.priority]
-            )
+            declared = operation(definition.type).task.using(priority=definition.priority)
             transaction.on_commit(lambda d=declared, i=instance: d.enqueue(i.operation_id))
             max_runs = definition.recurrence.get("maxRuns")
             if max_runs and definition.runs_started + 1 >= max_runs:
@@ -341,7 +339,7 @@ def pipeline_submit(
     actor: Principal,
     type: str,
     data,
-    priority: str = Priority.LOW,
+    priority: str = Priority.LOW.label,
     request: HttpRequest | None = None,
 ) -> TaskExecution:
     """Accept a pipeline: validate every step's input up front, then let `advance` run it."""
@@ -362,7 +360,7 @@ def pipeline_submit(
         parent = TaskExecution.objects.create(
             type=pipelines.PIPELINE_PREFIX + type,
             data=validated,
-            priority=priority,
+            priority=PRIORITY_VALUES[priority],
             task_path="",
             **_trigger(actor),
         )

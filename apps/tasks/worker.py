@@ -38,7 +38,7 @@ from apps.environments.selectors.locks import holds_lock_now
 from apps.tasks import housekeeping, lifecycle, pipelines, runner
 from apps.tasks.attempts import claim_environment_lock, release_environment_lock, run_attempt
 from apps.tasks.execution import AttemptContext
-from apps.tasks.metrics import SLOT_CRASHES, SLOT_RESTARTS
+from apps.tasks.metrics import ATTEMPT_DURATION, RETRIES, SLOT_CRASHES, SLOT_RESTARTS
 from apps.tasks.models import DispatchState, TaskExecution, WorkerHeartbeat
 
 NOTIFY_CHANNEL = "sfp_tasks"
@@ -209,6 +209,7 @@ class Worker:
         with self._lock:
             self.in_flight.add(execution.operation_id)
         status = "failed"
+        began = time.monotonic()
         try:
             outcome = run_attempt(
                 execution,
@@ -217,6 +218,11 @@ class Worker:
             )
             status = outcome.status
         finally:
+            ATTEMPT_DURATION.labels(execution.type, status or "fenced").observe(
+                time.monotonic() - began
+            )
+            if status == "pending":
+                RETRIES.labels(execution.type).inc()
             if status:  # "" when the attempt was fenced out: the lock is its successor's now
                 release_environment_lock(execution, held_lock, status)
             with self._lock:

@@ -647,3 +647,26 @@ def test_other_apps_read_lock_state_through_selectors_not_models():
         and any(name in path.read_text() for name in ("LockTicket", "LockResource", "LockRequest"))
     ]
     assert offenders == []
+
+
+@pytest.mark.django_db(transaction=True)  # observed when the grant or release commits
+def test_lock_wait_and_hold_times_show_on_metrics(app_client, api_client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counts() -> dict[str, float]:
+        text = api_client.get("/metrics").content.decode()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name in {"sfp_lock_wait_seconds_count", "sfp_lock_hold_seconds_count"}
+            and sample.labels.get("resource") == "env:sit3"
+        }
+
+    before = counts()
+    first, _second = (queue(app_client, resource="sit3").json() for _ in range(2))
+    app_client.delete(f"/sfp/api/locks/acme/app/sit3/{first['ticketId']}")
+    after = counts()
+    waited = after["sfp_lock_wait_seconds_count"] - before.get("sfp_lock_wait_seconds_count", 0)
+    held = after["sfp_lock_hold_seconds_count"] - before.get("sfp_lock_hold_seconds_count", 0)
+    assert (waited, held) == (2, 1)  # both granted (one at once, one at hand-off), one released

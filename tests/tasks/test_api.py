@@ -88,7 +88,7 @@ def test_submission_is_recorded_with_its_policy_and_trigger(
     body = response.json()
     assert body["type"] == "noop"
     execution = TaskExecution.objects.get(pk=body["operationId"])
-    assert (execution.status, execution.pool, execution.priority) == ("pending", "standard", "high")
+    assert (execution.status, execution.pool, execution.priority) == ("pending", "standard", 20)
     assert execution.max_attempts == 3
     assert execution.triggered_by_kind == "token"
     assert execution.available_at is not None

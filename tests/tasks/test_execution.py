@@ -209,6 +209,21 @@ def test_higher_priority_runs_first(owner_client, start_worker):
     assert started[high] < started[low]
 
 
+def test_the_claim_orders_every_ready_task_by_priority(owner_client, start_worker):
+    """Priority is an integer the claim orders by across all ready tasks, not the oldest 20."""
+    backlog = [submit(owner_client, "noop", {}).json()["operationId"] for _ in range(25)]
+    urgent = submit(owner_client, "noop", {}, priority="high").json()["operationId"]
+    start_worker(slots=1)
+    wait_for(owner_client, urgent)
+    wait_for(owner_client, backlog[0])
+    started = TaskExecution.objects.filter(started_at__isnull=False).order_by("started_at")
+    assert started.values_list("pk", flat=True).first() == urgent
+    listed = owner_client.get("/sfp/api/tasks?limit=100").json()["items"]
+    shown = next(item for item in listed if item["operationId"] == urgent)
+    assert shown["priority"] == "high"  # answered in the published form, stored as 20
+    assert TaskExecution.objects.get(pk=urgent).priority == 20
+
+
 def test_pools_route_work(owner_client, org, start_worker):
     start_worker(pools=("standard",))
     with override_settings(SFP_CLI_PATH=fake_sfp("success")):

@@ -40,6 +40,7 @@ from apps.core.events import publish
 from apps.core.exceptions import Conflict, Forbidden, InvalidRequest, NotFound
 from apps.core.permissions import requires_role_message
 from apps.environments import handoff
+from apps.environments.metrics import LOCK_HOLD, LOCK_WAIT
 from apps.environments.models import (
     Environment,
     LockRequest,
@@ -190,6 +191,10 @@ def _live(row: LockResource) -> list[LockTicket]:
 
 
 def _end(ticket: LockTicket, status: str, by: str, now: datetime) -> None:
+    if ticket.status == LockStatus.ACQUIRED and ticket.lease_start:
+        held = (now - ticket.lease_start).total_seconds()
+        resource = ticket.resource_row.resource
+        transaction.on_commit(lambda: LOCK_HOLD.labels(resource).observe(held))
     ticket.status = status
     ticket.released_at = now
     ticket.released_by = by[:254]
@@ -204,6 +209,9 @@ def _grant(ticket: LockTicket, now: datetime) -> None:
     ticket.lease_start = now
     ticket.expires_at = now + timedelta(seconds=ticket.lease_duration_seconds)
     ticket.save(update_fields=["status", "lease_start", "expires_at", "updated_at"])
+    waited = max(0.0, (now - ticket.created_at).total_seconds())
+    resource = ticket.resource_row.resource
+    transaction.on_commit(lambda: LOCK_WAIT.labels(resource).observe(waited))
     handoff.signal(
         [ticket.ticket_id, ticket.lock_request.request_id if ticket.lock_request_id else ""]
     )

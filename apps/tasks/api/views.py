@@ -17,7 +17,7 @@ from apps.core.pagination import limit_offset, page_total, total_requested
 from apps.core.validation import validated
 from apps.tasks import lifecycle, selectors, services
 from apps.tasks.catalogue import OPERATIONS
-from apps.tasks.models import Priority, ScheduleType, TaskStatus
+from apps.tasks.models import PRIORITY_VALUES, Priority, ScheduleType, TaskStatus
 
 
 class SubmitTaskSerializer(serializers.Serializer):
@@ -25,7 +25,7 @@ class SubmitTaskSerializer(serializers.Serializer):
         max_length=64, help_text="One of: " + ", ".join(sorted(OPERATIONS))
     )
     data = serializers.JSONField()
-    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.LOW)
+    priority = serializers.ChoiceField(choices=list(PRIORITY_VALUES), default=Priority.LOW.label)
     scheduleType = serializers.ChoiceField(
         choices=ScheduleType.choices, default=ScheduleType.IMMEDIATE
     )
@@ -362,7 +362,7 @@ class _LogBounds(serializers.Serializer):
 class SubmitPipelineSerializer(serializers.Serializer):
     type = serializers.CharField(max_length=64)
     data = serializers.JSONField()
-    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.LOW)
+    priority = serializers.ChoiceField(choices=list(PRIORITY_VALUES), default=Priority.LOW.label)
 
 
 class GateDecisionSerializer(serializers.Serializer):

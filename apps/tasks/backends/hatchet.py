@@ -66,8 +66,8 @@ from apps.tasks.attempts import claim_environment_lock, release_environment_lock
 from apps.tasks.backends.base import SfpTask
 from apps.tasks.backends.database import DatabaseBackend
 from apps.tasks.execution import AttemptContext
-from apps.tasks.models import PRIORITY_VALUES, TaskExecution, TaskStatus
 from apps.tasks.models import Priority as SfpPriority
+from apps.tasks.models import TaskExecution, TaskStatus
 
 logger = structlog.get_logger("sfpserver.worker")
 
@@ -87,9 +87,9 @@ class OperationInput(BaseModel):
 
 def hatchet_priority(priority: int) -> Priority:
     """Our priority values (low 0, medium 10, high 20, critical 30) on Hatchet's 1..3 scale."""
-    if priority >= PRIORITY_VALUES[SfpPriority.HIGH]:
+    if priority >= SfpPriority.HIGH:
         return Priority.HIGH
-    if priority >= PRIORITY_VALUES[SfpPriority.MEDIUM]:
+    if priority >= SfpPriority.MEDIUM:
         return Priority.MEDIUM
     return Priority.LOW
 
