@@ -12,6 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -129,12 +130,33 @@ class CreateProviderSerializer(serializers.Serializer):
     ssoRequired = serializers.BooleanField(required=False, default=False)
 
 
+class ProviderSerializer(serializers.Serializer):
+    """The shape of `provider_dto`, for the OpenAPI document."""
+
+    id = serializers.UUIDField()
+    entityId = serializers.CharField()
+    ssoUrl = serializers.CharField()
+    metadataUrl = serializers.CharField(allow_null=True)
+    domains = serializers.ListField(child=serializers.CharField())
+    ssoRequired = serializers.BooleanField()
+    provisionTeam = serializers.CharField(allow_null=True)
+    metadataRefreshedAt = serializers.DateTimeField()
+    metadataRefreshError = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+
+
 _OWNER = (Role.OWNER.value,)
+_SSO = ["SSO"]
 
 
 class ProvidersView(APIView):
     allowed_roles = _OWNER
 
+    @extend_schema(
+        tags=_SSO,
+        summary="List the SAML identity providers (owner, user session only)",
+        responses={200: ProviderSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         services._require_user_principal(request.auth)
         providers = SamlIdentityProvider.objects.select_related("provision_team").prefetch_related(
@@ -142,6 +164,12 @@ class ProvidersView(APIView):
         )
         return Response([provider_dto(p) for p in providers])
 
+    @extend_schema(
+        tags=_SSO,
+        summary="Register a SAML identity provider from its metadata (URL or XML) and its domains",
+        request=CreateProviderSerializer,
+        responses={201: ProviderSerializer},
+    )
     def post(self, request: Request) -> Response:
         services._require_user_principal(request.auth)
         data = validated(CreateProviderSerializer, request.data)
@@ -160,6 +188,15 @@ class ProvidersView(APIView):
 class ProviderView(APIView):
     allowed_roles = _OWNER
 
+    @extend_schema(
+        tags=_SSO,
+        summary="Delete a SAML identity provider and release its domains",
+        responses={
+            200: inline_serializer(
+                "DeleteSsoProviderResponse", {"success": serializers.BooleanField()}
+            )
+        },
+    )
     def delete(self, request: Request, provider_id: str) -> Response:
         services.provider_delete(
             actor=request.auth, provider_id=provider_id, request=request._request
@@ -170,6 +207,12 @@ class ProviderView(APIView):
 class ProviderRefreshView(APIView):
     allowed_roles = _OWNER
 
+    @extend_schema(
+        tags=_SSO,
+        summary="Download and parse a provider's metadata again now",
+        request=None,
+        responses={200: ProviderSerializer},
+    )
     def post(self, request: Request, provider_id: str) -> Response:
         provider = services.provider_refresh_by_id(
             actor=request.auth, provider_id=provider_id, request=request._request
@@ -181,6 +224,34 @@ class ConfigView(APIView):
     authentication_classes: list = []
     allowed_roles = PUBLIC
 
+    @extend_schema(
+        tags=["Authentication"],
+        summary="The deployment's public sign-in configuration: mode, SAML SP and SSO providers",
+        responses={
+            200: inline_serializer(
+                "PublicConfig",
+                {
+                    "deploymentMode": serializers.CharField(),
+                    "saml": inline_serializer(
+                        "PublicSamlConfig",
+                        {
+                            "enabled": serializers.BooleanField(),
+                            "entityId": serializers.CharField(),
+                            "acsUrl": serializers.CharField(),
+                        },
+                    ),
+                    "ssoProviders": inline_serializer(
+                        "PublicSsoProvider",
+                        {
+                            "id": serializers.UUIDField(),
+                            "domains": serializers.ListField(child=serializers.CharField()),
+                        },
+                        many=True,
+                    ),
+                },
+            )
+        },
+    )
     def get(self, request: Request) -> Response:
         providers = SamlIdentityProvider.objects.prefetch_related("domains")
         return Response(
