@@ -96,8 +96,13 @@ def run_due(
             connection.close()  # a lost session holds no lock any more
 
 
-def run_in_background(stop: threading.Event, interval: float | None = None) -> threading.Thread:
-    """For workers whose loop is not ours (Hatchet): offer to run the tick until `stop`."""
+def run_in_background(
+    stop: threading.Event,
+    interval: float | None = None,
+    extra_steps: Iterable[Callable[[], object]] = (),
+) -> threading.Thread:
+    """For workers whose loop is not ours (Hatchet): offer to run the tick (with the backend's
+    `extra_steps`) until `stop`."""
     interval = settings.SFP_HOUSEKEEPING_INTERVAL_SECONDS if interval is None else interval
 
     def loop() -> None:
@@ -105,7 +110,7 @@ def run_in_background(stop: threading.Event, interval: float | None = None) -> t
             while not stop.wait(max(0.05, interval / 4)):
                 close_old_connections()
                 try:
-                    run_due(interval=interval)
+                    run_due(interval=interval, extra_steps=extra_steps)
                 except Exception:  # noqa: BLE001 - the database may be away: try again later
                     logger.warning("housekeeping_failed")
                     connection.close()

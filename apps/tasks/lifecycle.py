@@ -347,15 +347,32 @@ def wait_for_lock(
 
 def wake_parked(operation_id: str) -> None:
     """The lock a parked execution waits for was handed to it: make it claimable now, and wake
-    idle workers (in the granting transaction, so both happen at its commit)."""
+    idle workers (in the granting transaction, so both happen at its commit). A backend whose
+    engine runs the attempts (Hatchet: `resume_parked`) is asked after the commit to start a new
+    engine run for it."""
     if not operation_id:
         return
     woken = TaskExecution.objects.filter(
         pk=operation_id, status=TaskStatus.PENDING, available_at__gt=timezone.now()
     ).update(available_at=timezone.now())
-    if woken and connection.vendor == "postgresql":
+    if not woken:
+        return
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("NOTIFY sfp_tasks")
+    transaction.on_commit(lambda: resume_on_engine(operation_id))
+
+
+def resume_on_engine(operation_id: str) -> None:
+    """Hand a woken parked execution to its backend's `resume_parked`, if it has one (the
+    database backend has none: its workers claim the execution by its `available_at`)."""
+    from django.utils.module_loading import import_string
+
+    task_path = TaskExecution.objects.values_list("task_path", flat=True).get(pk=operation_id)
+    declared = import_string(task_path)
+    resume = getattr(declared.get_backend(), "resume_parked", None)
+    if resume is not None:
+        resume(declared, operation_id)
 
 
 # --- the attempt ----------------------------------------------------------------------------
@@ -368,19 +385,19 @@ class AttemptOutcome:
     extra: dict = field(default_factory=dict)
 
 
-def begin_engine_attempt(
-    *, operation_id: str, worker_id: str, attempt_number: int
-) -> TaskExecution | None:
-    """An engine (Hatchet) started attempt `attempt_number` (1-based) of an execution.
+def begin_engine_attempt(*, operation_id: str, worker_id: str) -> TaskExecution | None:
+    """An engine (Hatchet) started the next attempt of an execution.
 
-    Returns the execution, or None when it was cancelled or finished meanwhile (the caller then
-    does nothing)."""
+    The attempt's number is the execution's own count plus one, not the engine's retry count:
+    a parked execution resumes in a new engine run, whose retry count starts at 0 again, and
+    attempt numbers (`TaskAttempt` rows) must never repeat. Returns the execution, or None when
+    it was cancelled or finished meanwhile (the caller then does nothing)."""
     now = timezone.now()
     moved = _move(
         operation_id,
         from_statuses=[TaskStatus.PENDING, TaskStatus.ACTIVE],
         to=TaskStatus.ACTIVE,
-        attempts=attempt_number,
+        attempts=F("attempts") + 1,
         worker_id=worker_id,
         error=None,
     )

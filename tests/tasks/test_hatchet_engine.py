@@ -142,7 +142,7 @@ def _cancel_leftovers():
     TaskExecution.objects.filter(status="active").update(cancel_requested=True)
 
 
-def _listening(engine: FakeHatchet, name: str, timeout: float = 30) -> None:
+def _listening(engine: FakeHatchet, name: str, timeout: float = 90) -> None:
     engine.wait(lambda e: (w := e.worker_named(name)) is not None and w.streams > 0, timeout)
 
 
@@ -280,51 +280,111 @@ def test_the_engines_cancel_stops_a_running_attempt(
     assert engine.run(execution.engine_run_id).status == "cancelled"
 
 
-def test_an_install_waits_in_its_slot_for_the_environments_lock(
-    owner_client, org, engine, standard_worker, scenario_file, git_remote
-):
-    """On Hatchet the engine has given the attempt a slot: it waits there, saying why."""
-    import time as clock
-
-    from apps.environments.models import Environment, LockStatus, LockTicket
-    from apps.environments.services import locks
+def _install_target(org, git_remote) -> None:
+    from apps.environments.models import Environment
     from apps.projects.models import Project
 
     project = Project.objects.create(
         identifier="acme/app", remote_url=git_remote, platform="github"
     )
     Environment.objects.create(project=project, name="UAT", category="test", org=org)
-    held = locks.lock_request(
-        holder=locks.Holder(key="test:" + "someone@example.com", label="someone@example.com"),
-        repository="acme/app",
-        resource="env:UAT",
-        lease_seconds=600,
+
+
+SOMEONE = "someone@example.com"
+
+
+def _someone_takes_uat():
+    from apps.environments.services import locks
+
+    holder = locks.Holder(key=f"test:{SOMEONE}", label=SOMEONE)
+    ticket = locks.lock_request(
+        holder=holder, repository="acme/app", resource="env:UAT", lease_seconds=600
     )
-    _use_sfp(scenario_file, "success")
+    assert ticket.status == "acquired"
+    return lambda: locks.lock_release(
+        repository="acme/app", resource="env:UAT", ticket_id=ticket.ticket_id, holder=holder
+    )
+
+
+def _until(predicate, timeout: float = 30, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_an_install_waiting_for_the_lock_is_parked_without_a_slot_and_resumed_by_the_hand_off(
+    owner_client, org, engine, standard_worker, scenario_file, git_remote
+):
+    """Attempt 1 fails (and releases the lock); someone takes the lock before the engine's retry,
+    so attempt 2 finds it held: the execution is parked (pending, saying why, untouched), its
+    engine run ends and frees the only slot (a noop runs meanwhile), and the release starts a
+    new engine run whose attempt is number 2 again, not the new run's retry count + 1."""
+    from apps.environments.models import LockStatus, LockTicket
+    from apps.tasks.models import TaskAttempt
+
+    _install_target(org, git_remote)
+    _use_sfp(scenario_file, "flaky")
+    scenario_file.with_name("flaky-attempts").unlink(missing_ok=True)
     operation_id = submit(
-        owner_client, "install", {"repository": "acme/app", "environment": "UAT"}
+        owner_client,
+        "install",
+        {"repository": "acme/app", "environment": "UAT"},
+        retryConfig={"maxRetries": 2, "backoffSeconds": 3},
     ).json()["operationId"]
-    deadline = clock.monotonic() + 30
-    while not (
-        owner_client.get(f"/sfp/api/tasks/{operation_id}/status").json()["currentStep"] or ""
-    ).startswith("Waiting for lock"):
-        assert clock.monotonic() < deadline
-        clock.sleep(0.1)
+    _until(
+        lambda: LockTicket.objects.filter(
+            holder_operation_id=operation_id, status=LockStatus.RELEASED
+        ).exists(),
+        what="attempt 1 never failed and released the lock",
+    )
+    release = _someone_takes_uat()
+    _use_sfp(scenario_file, "success")
+    _until(
+        lambda: (TaskExecution.objects.get(pk=operation_id).current_step or "").startswith(
+            "Waiting for lock"
+        ),
+        what="the retry never waited for the lock",
+    )
+    first_run = TaskExecution.objects.get(pk=operation_id).engine_run_id
+    engine.wait(lambda e: e.run(first_run).status == "completed")
+    assert (
+        engine.run(first_run)
+        .output["parked"]
+        .startswith(f"Waiting for lock env:UAT of acme/app: held by {SOMEONE}, position 1")
+    )
+    parked = TaskExecution.objects.get(pk=operation_id)
     status = owner_client.get(f"/sfp/api/tasks/{operation_id}/status").json()
-    assert status["currentStep"].startswith(
-        "Waiting for lock env:UAT of acme/app: held by someone@example.com, position 1"
+    assert status["status"] == "pending"
+    assert status["currentStep"] == parked.current_step
+    assert parked.attempts == 1  # the parked claim is not an attempt
+
+    # The only slot is free: a noop runs to completion while the install stays parked.
+    noop = submit(owner_client, "noop", {}).json()["operationId"]
+    assert wait_for(owner_client, noop, timeout=30)["status"] == "completed"
+    assert TaskExecution.objects.get(pk=noop).worker_id == "std-1"
+    still = TaskExecution.objects.get(pk=operation_id)
+    assert (still.status, still.updated_at) == ("pending", parked.updated_at)  # no churn
+    assert still.engine_run_id == first_run
+
+    release()
+    final = wait_for(owner_client, operation_id, timeout=40)
+    assert final["status"] == "completed", final
+    assert final["attempts"] == 2
+    resumed = TaskExecution.objects.get(pk=operation_id)
+    assert resumed.engine_run_id != first_run
+    second_run = engine.run(resumed.engine_run_id)
+    engine.wait(lambda e: second_run.status == "completed")
+    assert second_run.retry_count == 0 and second_run.assignments == ["std-1"]
+    attempts = TaskAttempt.objects.filter(execution_id=operation_id).order_by("number")
+    assert [(a.number, a.status) for a in attempts] == [(1, "failed"), (2, "completed")]
+    _until(
+        lambda: LockTicket.objects.filter(holder_operation_id=operation_id)
+        .exclude(status=LockStatus.RELEASED)
+        .count()
+        == 0,
+        timeout=5,
     )
-    locks.lock_release(
-        repository="acme/app",
-        resource="env:UAT",
-        ticket_id=held.ticket_id,
-        holder=locks.Holder(key="test:" + "someone@example.com", label="someone@example.com"),
-    )
-    assert wait_for(owner_client, operation_id, timeout=40)["status"] == "completed"
-    deadline = clock.monotonic() + 5
-    while LockTicket.objects.get(holder_operation_id=operation_id).status != LockStatus.RELEASED:
-        assert clock.monotonic() < deadline
-        clock.sleep(0.05)
 
 
 def test_the_release_pipeline_runs_on_hatchet(

@@ -19,6 +19,10 @@ to the real error) carrying `lifecycle.backoff_delay` so the engine waits exactl
 database backend would; a final failure is a `NonRetryableException`; a cancellation returns
 `{"cancelled": True}`. Cancellation reaches a running attempt two ways, both polled by a small
 thread: the engine's cancel (`ctx.is_cancelled`) and the execution's `cancel_requested` flag.
+An attempt whose environment lock is held elsewhere parks the execution and ends its engine run;
+the lock's hand-off starts a new run (`HatchetBackend.resume_parked`), and the Hatchet worker's
+housekeeping re-checks parked executions that came due (`resume_due_parked`). Attempt numbers
+are counted on the execution row, since the engine's retry count restarts in each new run.
 
 Client settings (Django settings, read with `getattr(settings, name, default)`, filled from the
 SDK's own environment variables by `sfpserver.settings.tasks_hatchet`): `SFP_HATCHET_TOKEN`
@@ -60,7 +64,7 @@ from hatchet_sdk.exceptions import RetryAfterException
 from hatchet_sdk.utils.api_auth import create_authorization_header
 from pydantic import BaseModel
 
-from apps.environments.services import locks
+from apps.environments.selectors.locks import holds_lock_now
 from apps.tasks import lifecycle, pipelines
 from apps.tasks.attempts import claim_environment_lock, release_environment_lock, run_attempt
 from apps.tasks.backends.base import SfpTask
@@ -77,6 +81,8 @@ BACKOFF_FACTOR = 2.0
 # default is 5 minutes; the database backend waits forever, so this is generous.
 SCHEDULE_TIMEOUT = timedelta(days=1)
 HEALTH_TIMEOUT_SECONDS = 3.0
+# How soon housekeeping tries again to resume a parked execution the engine refused to start.
+RESUME_RETRY_SECONDS = 5.0
 
 
 class OperationInput(BaseModel):
@@ -223,36 +229,31 @@ def _error_message(error: BaseException | None) -> str:
 
 
 ENGINE_TIMEOUT_MARGIN_SECONDS = 60
-LOCK_RECHECK_SECONDS = 1.0
 
 
 def run_engine_attempt(declared: SfpTask, operation_id: str, ctx: Context) -> dict:
-    """The body of every Hatchet task: one attempt, its outcome told to the engine."""
+    """The body of every Hatchet task: one attempt, its outcome told to the engine.
+
+    An attempt whose environment lock is held elsewhere does not wait in its slot: the execution
+    is parked (`lifecycle.wait_for_lock`, with the reason) and this engine run ends; the lock's
+    hand-off (or the housekeeping re-check, `resume_due_parked`) starts a new run."""
     worker_id = _registry.worker_name or f"hatchet-{os.getpid()}"
     close_old_connections()
     try:
-        execution = lifecycle.begin_engine_attempt(
-            operation_id=operation_id, worker_id=worker_id, attempt_number=ctx.retry_count + 1
-        )
+        execution = lifecycle.begin_engine_attempt(operation_id=operation_id, worker_id=worker_id)
         if execution is None:
             return {"skipped": True}
         # Hatchet's retries are the declaration's; a run cannot ask for more attempts than that.
         execution.max_attempts = min(execution.max_attempts, int(declared.retries) + 1)
+        held = claim_environment_lock(execution)
+        if isinstance(held, str):
+            lifecycle.wait_for_lock(operation_id, reason=held)
+            if holds_lock_now(operation_id):  # handed over before it was parked
+                lifecycle.wake_parked(operation_id)
+            return {"parked": held}
         _registry.in_flight.add(operation_id)
-        held = None
         status = TaskStatus.FAILED
         try:
-            # The engine gave us a slot: wait in it for the environment's lock, saying why.
-            while isinstance(held := claim_environment_lock(execution), str):
-                lifecycle.record_progress(operation_id, step=held)
-                if (
-                    ctx.is_cancelled
-                    or TaskExecution.objects.filter(pk=operation_id, cancel_requested=True).exists()
-                ):
-                    locks.locks_release_for_operation(operation_id)
-                    lifecycle.cancel(operation_id)
-                    return {"cancelled": True}
-                time.sleep(LOCK_RECHECK_SECONDS)
             outcome = run_attempt(
                 execution,
                 worker_id=worker_id,
@@ -261,7 +262,7 @@ def run_engine_attempt(declared: SfpTask, operation_id: str, ctx: Context) -> di
             )
             status = outcome.status
         finally:
-            release_environment_lock(execution, held if not isinstance(held, str) else None, status)
+            release_environment_lock(execution, held, status)
             _registry.in_flight.discard(operation_id)
     finally:
         close_old_connections()
@@ -276,6 +277,21 @@ def run_engine_attempt(declared: SfpTask, operation_id: str, ctx: Context) -> di
     if outcome.status == TaskStatus.CANCELLED:
         return {"cancelled": True}
     return {"result": outcome.result}
+
+
+def resume_due_parked() -> int:
+    """Housekeeping's safety re-check: parked executions whose re-check time has come (a lost
+    hand-off, or one the engine refused) get a new engine run. Returns how many."""
+    due = TaskExecution.objects.filter(
+        status=TaskStatus.PENDING, available_at__lte=timezone.now(), cancel_requested=False
+    ).values_list("operation_id", "task_path")
+    resumed = 0
+    for operation_id, task_path in due:
+        declared = import_string(task_path)
+        backend = declared.get_backend()
+        if isinstance(backend, HatchetBackend):
+            resumed += backend.resume_parked(declared, operation_id)
+    return resumed
 
 
 def in_flight() -> int:
@@ -313,6 +329,27 @@ class HatchetBackend(BaseTaskBackend):
             ).workflow_run_id
         TaskExecution.objects.filter(pk=operation_id).update(engine_run_id=engine_run_id)
         return self._result(task, TaskExecution.objects.get(pk=operation_id))
+
+    def resume_parked(self, task: SfpTask, operation_id: str) -> bool:
+        """Start a new engine run for a parked execution whose lock was handed to it. The parking
+        mark (`available_at`, unused otherwise on this backend) is taken first, so of two wakers
+        only one starts a run; when the engine refuses, the mark is put back for housekeeping's
+        re-check, and the caller (an unlock request, a lock release) is not disturbed."""
+        taken = TaskExecution.objects.filter(
+            pk=operation_id, status=TaskStatus.PENDING, available_at__isnull=False
+        ).update(available_at=None)
+        if not taken:
+            return False
+        try:
+            self.enqueue(task, [operation_id], {})
+        except Exception:  # any engine failure: leave it parked, re-check later
+            logger.exception("task.resume_failed", operation_id=operation_id)
+            TaskExecution.objects.filter(
+                pk=operation_id, status=TaskStatus.PENDING, available_at__isnull=True
+            ).update(available_at=timezone.now() + timedelta(seconds=RESUME_RETRY_SECONDS))
+            return False
+        logger.info("task.resumed", operation_id=operation_id)
+        return True
 
     def _ensure_registered(self, task: SfpTask, standalone) -> None:
         """Put the definition to the engine once per process, so a run of a pool whose workers

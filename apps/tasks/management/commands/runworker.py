@@ -111,7 +111,7 @@ class Command(BaseCommand):
         )
 
     def _run_hatchet(self, backend, pool: str, slots: int, worker_id: str) -> None:
-        from apps.tasks.backends.hatchet import in_flight
+        from apps.tasks.backends.hatchet import in_flight, resume_due_parked
 
         # Building the worker installs the SDK's own SIGTERM/SIGINT handlers (graceful drain).
         hatchet_worker = backend.worker_for_pool(pool, slots, worker_id)
@@ -133,7 +133,7 @@ class Command(BaseCommand):
             signal.signal(sig, announce_then(signal.getsignal(sig)))
         code = 0
         stop_housekeeping = threading.Event()
-        housekeeping.run_in_background(stop_housekeeping)
+        housekeeping.run_in_background(stop_housekeeping, extra_steps=(resume_due_parked,))
         try:
             hatchet_worker.start()  # blocks until the SDK has drained and stopped
         except SystemExit as exit_:
