@@ -318,7 +318,7 @@ def _build_for_delivery(delivery: WebhookDelivery, project: Project) -> None:
 
 def _build_execution_create(*, repository: str, branch: str, devhub: str, delivery):
     from apps.tasks.catalogue import operation
-    from apps.tasks.models import PRIORITY_VALUES, Priority, TaskExecution, TriggerKind
+    from apps.tasks.models import Priority, TaskExecution, TriggerKind
     from apps.tasks.tasks import DECLARED
 
     data = operation("build").validate(
@@ -339,6 +339,6 @@ def _build_execution_create(*, repository: str, branch: str, devhub: str, delive
         triggered_by_id=delivery.delivery_id[:64],
         triggered_by_label=f"{delivery.provider} {delivery.event} {delivery.commit_sha[:12]}",
     )
-    prepared = declared.using(priority=PRIORITY_VALUES[Priority.LOW])
+    prepared = declared.using(priority=execution.priority)
     transaction.on_commit(lambda: prepared.enqueue(execution.operation_id))
     return execution

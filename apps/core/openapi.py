@@ -87,7 +87,7 @@ class DeclaredAutoSchema(AutoSchema):
                     "content": {"application/json": {"schema": reference}},
                 }
         for status, response in responses.items():
-            if status.startswith("4") and "content" not in response:
+            if status[0] in "45" and "content" not in response:
                 response["content"] = {"application/json": {"schema": reference}}
         return operation
 

@@ -5,12 +5,18 @@ services do the verification, the writes and the auditing."""
 import structlog
 from django.conf import settings
 from django.db import DatabaseError
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.roles import PRIVILEGED
 from apps.builds import repository_tokens, selectors, services
 from apps.builds.models import DeliveryStatus
 from apps.core.errors import error_response
@@ -20,17 +26,11 @@ from apps.core.permissions import PUBLIC
 
 log = structlog.get_logger(__name__)
 
-OWNER_APPLICATION = ("owner", "application")
+OWNER_APPLICATION = PRIVILEGED
 DELIVERY_LIST_LIMIT = 200
 
-_error = inline_serializer(
-    "RepositoryError",
-    {
-        "statusCode": serializers.IntegerField(),
-        "message": serializers.CharField(),
-        "error": serializers.CharField(),
-    },
-)
+# Refusals carry the one error shape; apps.core.openapi attaches its schema.
+_error = OpenApiResponse(description="Refused (the error shape)")
 _accepted = inline_serializer(
     "WebhookAccepted",
     {
