@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -20,6 +21,7 @@ from apps.accounts.principal import (
     principal_for_user,
     roles_for_token,
     roles_from_flags,
+    team_role_flags,
 )
 from apps.accounts.tokens import APP_TOKEN_PREFIX, TokenError, decode_access_token, token_hash
 
@@ -31,7 +33,7 @@ def _columns(model, alias: str) -> str:
     return ", ".join(f"{alias}.{field.column}" for field in model._meta.concrete_fields)
 
 
-# The hot path of every authenticated request, written once as SQL: the ORM spent more CPU compiling
+# The hot path of every token request, written once as SQL: the ORM spent more CPU compiling
 # this join and its two subqueries than PostgreSQL spent answering it (docs/benchmarks.md, api).
 # Built from the models' own column lists, so it follows their fields.
 _TOKEN_FIELDS = [field.attname for field in ApplicationToken._meta.concrete_fields]
@@ -81,16 +83,6 @@ def authenticate_app_token(raw: str) -> Principal:
     return principal_for_token(token, roles=roles_for_token(creator_roles))
 
 
-_USER_WITH_SESSION_AND_ROLES = (
-    f"SELECT {_columns(User, 'u')}, "  # noqa: S608
-    f"EXISTS (SELECT 1 FROM {RefreshToken._meta.db_table} r "
-    "WHERE r.family = %s AND r.user_id = u.id AND r.revoked_at IS NULL), "
-    f"EXISTS (SELECT 1 FROM {Membership._meta.db_table} m WHERE m.user_id = u.id AND m.role = %s), "
-    f"EXISTS (SELECT 1 FROM {Membership._meta.db_table} m WHERE m.user_id = u.id) "
-    f"FROM {User._meta.db_table} u WHERE u.id = %s AND u.is_active"
-)
-
-
 def authenticate_access_token(raw: str) -> Principal:
     """One query after the signature check: the user, whether the session is live, the roles."""
     claims = decode_access_token(raw)
@@ -98,18 +90,21 @@ def authenticate_access_token(raw: str) -> Principal:
         session_family = uuid.UUID(claims.session_id)
     except ValueError:
         raise TokenError("Invalid access token") from None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _USER_WITH_SESSION_AND_ROLES, [session_family, TeamRole.OWNER.value, claims.user_id]
-        )
-        row = cursor.fetchone()
-    if row is None:
+    live_session = RefreshToken.objects.filter(
+        family=session_family, user_id=OuterRef("pk"), revoked_at__isnull=True
+    )
+    user = (
+        User.objects.annotate(session_live=Exists(live_session), **team_role_flags("pk"))
+        .filter(pk=claims.user_id, is_active=True)
+        .first()
+    )
+    if user is None:
         raise TokenError("Invalid access token")
-    *user_values, session_live, owns_a_team, in_a_team = row
-    if not session_live:
+    if not user.session_live:
         raise TokenError("Session has been revoked")
-    user = User.from_db("default", _USER_FIELDS, user_values)
-    roles = roles_from_flags(is_active=True, owner=owns_a_team, member=in_a_team)
+    roles = roles_from_flags(
+        is_active=True, owner=user.holds_team_owner, member=user.holds_team_membership
+    )
     return principal_for_user(user, session_id=claims.session_id, roles=roles)
 
 

@@ -3,13 +3,15 @@
 A principal is built by authentication from the database on every request: a user's roles from
 their memberships, an application token's from its creator's *current* roles. Nothing is cached
 across requests, so role changes, demotions and removals apply from the next request.
-Authentication reads the roles in the same query as the credential (`roles_from_flags`), so one
+Authentication reads the roles in the same query as the credential (`team_role_flags`), so one
 round trip establishes who is calling and what they may do.
 """
 
 from dataclasses import dataclass
 
-from apps.accounts.models import ApplicationToken, Role, TeamRole, User
+from django.db.models import Exists, OuterRef
+
+from apps.accounts.models import ApplicationToken, Membership, Role, TeamRole, User
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,16 @@ class Principal:
     @property
     def label(self) -> str:
         return f"token:{self.token.pk}" if self.token else f"user:{self.user.pk}"
+
+
+def team_role_flags(user_ref: str) -> dict[str, Exists]:
+    """Annotations saying whether the user at `user_ref` owns a team or belongs to one, so a
+    credential lookup returns its roles in the same row (`roles_from_flags`)."""
+    memberships = Membership.objects.filter(user_id=OuterRef(user_ref))
+    return {
+        "holds_team_owner": Exists(memberships.filter(role=TeamRole.OWNER)),
+        "holds_team_membership": Exists(memberships),
+    }
 
 
 def roles_from_flags(*, is_active: bool, owner: bool, member: bool) -> frozenset[str]:
@@ -71,7 +83,7 @@ def token_roles(token: ApplicationToken) -> frozenset[str]:
 def principal_for_user(
     user: User, *, session_id: str | None = None, roles: frozenset[str] | None = None
 ) -> Principal:
-    """`roles` when the caller already read them with the user (`roles_from_flags`)."""
+    """`roles` when the caller already read them with the user (`team_role_flags`)."""
     if roles is None:
         roles = user_roles(user)
     return Principal(user=user, roles=roles, session_id=session_id)
@@ -80,7 +92,7 @@ def principal_for_user(
 def principal_for_token(
     token: ApplicationToken, *, roles: frozenset[str] | None = None
 ) -> Principal:
-    """`roles` when the caller already read the creator's with the token (`roles_from_flags`)."""
+    """`roles` when the caller already read the creator's with the token (`team_role_flags`)."""
     if roles is None:
         roles = token_roles(token)
     return Principal(user=token.created_by, roles=roles, token=token)
