@@ -8,13 +8,12 @@ authenticated callers. The principal is also left on the Django request for the 
 import uuid
 from datetime import timedelta
 
-from django.db import connection
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from apps.accounts.models import ApplicationToken, Membership, RefreshToken, TeamRole, User
+from apps.accounts.models import ApplicationToken, RefreshToken, User
 from apps.accounts.principal import (
     Principal,
     principal_for_token,
@@ -29,42 +28,14 @@ from apps.accounts.tokens import APP_TOKEN_PREFIX, TokenError, decode_access_tok
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def _columns(model, alias: str) -> str:
-    return ", ".join(f"{alias}.{field.column}" for field in model._meta.concrete_fields)
-
-
-# The hot path of every token request, written once as SQL: the ORM spent more CPU compiling
-# this join and its two subqueries than PostgreSQL spent answering it (docs/benchmarks.md, api).
-# Built from the models' own column lists, so it follows their fields.
-_TOKEN_FIELDS = [field.attname for field in ApplicationToken._meta.concrete_fields]
-_USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
-_TOKEN_WITH_CREATOR_AND_ROLES = (
-    f"SELECT {_columns(ApplicationToken, 't')}, {_columns(User, 'u')}, "  # noqa: S608
-    f"EXISTS (SELECT 1 FROM {Membership._meta.db_table} m "
-    "WHERE m.user_id = t.created_by_id AND m.role = %s), "
-    f"EXISTS (SELECT 1 FROM {Membership._meta.db_table} m WHERE m.user_id = t.created_by_id) "
-    f"FROM {ApplicationToken._meta.db_table} t "
-    f"JOIN {User._meta.db_table} u ON u.id = t.created_by_id WHERE t.token_hash = %s"
-)
-
-
-def _token_with_creator(raw: str) -> tuple[ApplicationToken | None, bool, bool]:
-    """The token for `raw` with its creator attached, and whether the creator owns a team and
-    belongs to one; (None, False, False) when no token matches."""
-    with connection.cursor() as cursor:
-        cursor.execute(_TOKEN_WITH_CREATOR_AND_ROLES, [TeamRole.OWNER.value, token_hash(raw)])
-        row = cursor.fetchone()
-    if row is None:
-        return None, False, False
-    split = len(_TOKEN_FIELDS)
-    token = ApplicationToken.from_db("default", _TOKEN_FIELDS, row[:split])
-    token.created_by = User.from_db("default", _USER_FIELDS, row[split : split + len(_USER_FIELDS)])
-    return token, row[-2], row[-1]
-
-
 def authenticate_app_token(raw: str) -> Principal:
     """One query: the token, its creator and the creator's team roles."""
-    token, creator_owns_a_team, creator_in_a_team = _token_with_creator(raw)
+    token = (
+        ApplicationToken.objects.select_related("created_by")
+        .annotate(**team_role_flags("created_by_id"))
+        .filter(token_hash=token_hash(raw))
+        .first()
+    )
     if token is None:
         raise TokenError("Invalid application token")
     if token.revoked_at is not None:
@@ -78,7 +49,7 @@ def authenticate_app_token(raw: str) -> Principal:
         ApplicationToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     creator_roles = roles_from_flags(
-        is_active=True, owner=creator_owns_a_team, member=creator_in_a_team
+        is_active=True, owner=token.holds_team_owner, member=token.holds_team_membership
     )
     return principal_for_token(token, roles=roles_for_token(creator_roles))
 
